@@ -1,0 +1,24 @@
+"""DeepLabV3 (MMSeg ``deeplabv3_<variant>``): ASPPHead, dilations (1, 12, 24, 36).
+
+``r101-d16-mg124`` is the output-stride-16 multi-grid variant: ASPP dilations
+(1, 6, 12, 18) and OHEM pixel sampling (100k pixels per image).
+"""
+from jseg import config as jc
+
+VARIANTS = jc.variants(('r18-d8', 'r50-d8', 'r101-d8', 'r101-d16-mg124'),
+                       only={'r18-d8': ('80k_cityscapes',),
+                             'r101-d16-mg124': ('512x1024_40k_cityscapes',
+                                                '512x1024_80k_cityscapes')})
+
+
+def get_config(arg=None):
+  c = jc.recipe('deeplabv3', arg, VARIANTS)
+  c4, ch, c3, aux_ch = jc.resnet_widths(c.model.backbone)
+  d16 = c.model.backbone.multi_grid is not None
+  c.model.decode_head = jc.head(c, 'ASPPHead', in_channels=c4, in_index=3, channels=ch,
+                                dilations=(1, 6, 12, 18) if d16 else (1, 12, 24, 36),
+                                dropout_ratio=0.1)
+  if d16:
+    c.model.decode_head.sampler = dict(type='OHEMPixelSampler', thresh=None, min_kept=100000)
+  c.model.auxiliary_head = jc.fcn_aux_head(c, c3, aux_ch)
+  return c

@@ -1,0 +1,13 @@
+"""PSPNet (MMSeg ``pspnet_<variant>``): PSPHead, pool scales (1, 2, 3, 6)."""
+from jseg import config as jc
+
+VARIANTS = jc.variants(('r18-d8', 'r50-d8', 'r101-d8'), only={'r18-d8': ('80k_cityscapes',)})
+
+
+def get_config(arg=None):
+  c = jc.recipe('pspnet', arg, VARIANTS)
+  c4, ch, c3, aux_ch = jc.resnet_widths(c.model.backbone)
+  c.model.decode_head = jc.head(c, 'PSPHead', in_channels=c4, in_index=3, channels=ch,
+                                pool_scales=(1, 2, 3, 6), dropout_ratio=0.1)
+  c.model.auxiliary_head = jc.fcn_aux_head(c, c3, aux_ch)
+  return c

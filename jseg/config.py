@@ -1,0 +1,123 @@
+"""Config loading and the recipe shared by every method's config file.
+
+A config spec is ``PATH[:VARIANT]``, e.g.
+``configs/pspnet.py:r101-d8_769x769_80k_cityscapes``. The variant is MMSeg v0.x's
+config name without the method prefix: ``BACKBONE_CROP_SCHEDULE_DATASET``.
+"""
+import importlib.util
+import itertools
+import os
+from typing import Dict, Iterable, Tuple
+
+import ml_collections
+
+DEFAULT_VARIANT = 'r50-d8_512x1024_80k_cityscapes'
+
+# dataset -> (num_classes, crops, schedules, images per iteration, test scale)
+DATASETS = {
+    'cityscapes': (19, ('512x1024', '769x769'), ('40k', '80k'), 8, (2048, 1024)),
+    'ade20k': (150, ('512x512',), ('80k', '160k'), 16, (2048, 512)),
+    'voc12aug': (21, ('512x512',), ('20k', '40k'), 16, (2048, 512)),
+}
+
+# ResNetV1c backbone variants: depth, strides, dilations, multi_grid.
+RESNETS = {
+    'r18-d8': (18, (1, 2, 1, 1), (1, 1, 2, 4), None),
+    'r50-d8': (50, (1, 2, 1, 1), (1, 1, 2, 4), None),
+    'r101-d8': (101, (1, 2, 1, 1), (1, 1, 2, 4), None),
+    'r101-d16-mg124': (101, (1, 2, 2, 1), (1, 1, 1, 2), (1, 2, 4)),
+}
+
+
+def variants(backbones: Iterable[str], only: Dict[str, Tuple[str, ...]] = None):
+  """Every variant name a config file accepts, in MMSeg's zoo.
+
+  ``only`` restricts a backbone to ``(crops, schedules, datasets)`` patterns,
+  e.g. ResNet-18 exists in the zoo for 80k Cityscapes only.
+  """
+  names = []
+  for bb in backbones:
+    for ds, (_, crops, scheds, _, _) in DATASETS.items():
+      for crop, sched in itertools.product(crops, scheds):
+        name = f'{bb}_{crop}_{sched}_{ds}'
+        if only and bb in only and not any(p in name for p in only[bb]):
+          continue
+        names.append(name)
+  return names
+
+
+def parse_variant(arg, valid):
+  """Splits a variant name into (backbone, crop (h, w), iterations, dataset)."""
+  arg = arg or DEFAULT_VARIANT
+  if arg not in valid:
+    raise ValueError(f'unknown config variant {arg!r}; valid variants:\n  ' + '\n  '.join(valid))
+  backbone, crop, sched, dataset = arg.split('_')
+  h, w = (int(v) for v in crop.split('x'))
+  return backbone, (h, w), int(sched[:-1]) * 1000, dataset
+
+
+def loss_decode(loss_weight: float = 1.0) -> dict:
+  """MMSeg's ``CrossEntropyLoss`` settings of a head."""
+  return dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=loss_weight,
+              loss_name='loss_ce', avg_non_ignore=False, class_weight=None)
+
+
+def recipe(method: str, arg, valid) -> ml_collections.ConfigDict:
+  """Config of ``method``'s variant ``arg`` without its heads: backbone, data, schedule, test."""
+  backbone, crop, iters, dataset = parse_variant(arg, valid)
+  num_classes, _, _, batch_size, test_scale = DATASETS[dataset]
+  align_corners = crop == (769, 769)
+  c = ml_collections.ConfigDict()
+  c.name = f'{method}_{arg or DEFAULT_VARIANT}'
+  c.seed = 0
+  c.model = ml_collections.ConfigDict()
+  if backbone in RESNETS:
+    depth, strides, dilations, multi_grid = RESNETS[backbone]
+    c.model.backbone = dict(type='ResNetV1c', depth=depth, strides=strides,
+                            dilations=dilations, out_indices=(0, 1, 2, 3),
+                            contract_dilation=True, multi_grid=multi_grid)
+  c.data = dict(dataset=dataset, num_classes=num_classes, crop_size=crop,
+                img_scale=test_scale, ratio_range=(0.5, 2.0), cat_max_ratio=0.75,
+                mean=(123.675, 116.28, 103.53), std=(58.395, 57.12, 57.375),
+                ignore_index=255, reduce_zero_label=dataset == 'ade20k')
+  c.test = dict(mode='slide' if align_corners else 'whole', crop_size=crop,
+                stride=(513, 513) if align_corners else crop)
+  c.train = dict(batch_size=batch_size, iterations=iters, lr=0.01, momentum=0.9,
+                 weight_decay=5e-4, poly_power=0.9, min_lr=1e-4,
+                 eval_interval=iters // 10, checkpoint_interval=iters // 10,
+                 log_interval=50)
+  return c
+
+
+def head(c, type: str, **kwargs) -> dict:
+  """A head config with the recipe's classes, align_corners and loss (weight 1)."""
+  return dict(type=type, num_classes=c.data.num_classes,
+              align_corners=tuple(c.data.crop_size) == (769, 769),
+              loss_decode=loss_decode(1.0), **kwargs)
+
+
+def fcn_aux_head(c, in_channels: int, channels: int) -> dict:
+  """The auxiliary FCNHead on stage 3 that the ResNet recipes train with (weight 0.4)."""
+  aux = head(c, 'FCNHead', in_channels=in_channels, in_index=2, channels=channels,
+             num_convs=1, concat_input=False, dropout_ratio=0.1)
+  aux['loss_decode'] = loss_decode(0.4)
+  return aux
+
+
+def resnet_widths(backbone_cfg) -> Tuple[int, int, int, int]:
+  """(stage-4 channels, head channels, stage-3 channels, aux channels) of MMSeg's configs."""
+  return (512, 128, 256, 64) if backbone_cfg.depth == 18 else (2048, 512, 1024, 256)
+
+
+def load(spec: str) -> ml_collections.ConfigDict:
+  """Loads ``PATH[:VARIANT]`` and returns the locked ConfigDict."""
+  path, _, arg = spec.partition(':')
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f'config file {path!r} does not exist (from spec {spec!r})')
+  module_spec = importlib.util.spec_from_file_location(
+      os.path.splitext(os.path.basename(path))[0], path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  config = module.get_config(arg or None)
+  config.lock()
+  return config

@@ -1,0 +1,118 @@
+"""Import MMSegmentation checkpoints: MMSeg state_dict -> jseg ``{'params', 'batch_stats'}``.
+
+jseg's module names follow MMSeg's, so a jseg variable path joined with dots is
+the MMSeg key: ``params/backbone/layer1/0/conv1/kernel`` <-> ``backbone.layer1.0.conv1.weight``.
+
+    python -m jseg.convert --config=configs/pspnet.py:r50-d8_512x1024_80k_cityscapes \
+        --checkpoint=pspnet_r50.pth --out=/tmp/pspnet_r50
+"""
+from typing import Dict, Mapping
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+# (collection, jseg leaf name, is conv kernel) -> MMSeg tensor name
+_SUFFIX = {('params', 'kernel'): 'weight', ('params', 'scale'): 'weight',
+           ('params', 'bias'): 'bias', ('params', 'gamma'): 'gamma',
+           ('batch_stats', 'mean'): 'running_mean', ('batch_stats', 'var'): 'running_var'}
+_SKIPPED = ('num_batches_tracked',)
+_MAX_LISTED = 20
+
+
+def _listing(keys) -> str:
+  keys = sorted(keys)
+  more = f' ... and {len(keys) - _MAX_LISTED} more' if len(keys) > _MAX_LISTED else ''
+  return ', '.join(keys[:_MAX_LISTED]) + more
+
+
+def unwrap_state_dict(checkpoint: Mapping) -> Dict[str, np.ndarray]:
+  """The plain ``{key: array}`` of a checkpoint dict (``state_dict`` / ``meta`` wrapped or not)."""
+  if not isinstance(checkpoint, Mapping):
+    raise ValueError(f'expected a state_dict mapping, got {type(checkpoint).__name__}')
+  sd = checkpoint.get('state_dict', checkpoint)
+  out = {}
+  for k, v in sd.items():
+    if k.startswith('module.'):  # saved from DistributedDataParallel
+      k = k[len('module.'):]
+    if not k.endswith(_SKIPPED):
+      out[k] = v.detach().cpu().numpy() if hasattr(v, 'detach') else np.asarray(v)
+  return out
+
+
+def variable_shapes(config, image_size=(64, 64)):
+  """Shape/dtype tree of the segmentor's variables (no computation)."""
+  from jseg.models import build_segmentor
+  model = build_segmentor(config)
+  return jax.eval_shape(lambda: model.init(jax.random.key(0),
+                                           jnp.zeros((1, *image_size, 3), jnp.float32)))
+
+
+def mmseg_key(path) -> str:
+  """MMSeg state_dict key of a jseg variable path ``(collection, *modules, leaf)``."""
+  collection, *modules, leaf = path
+  return '.'.join(modules + [_SUFFIX[(collection, leaf)]])
+
+
+def mmseg_to_jseg(state_dict: Mapping, config) -> dict:
+  """jseg variables ``{'params', 'batch_stats'}`` of an MMSeg state_dict for ``config``.
+
+  Missing, unexpected or wrongly shaped keys raise ValueError naming them.
+  """
+  sd = unwrap_state_dict(state_dict)
+  shapes = flax.traverse_util.flatten_dict(flax.core.unfreeze(variable_shapes(config)))
+  flat, missing, wrong = {}, [], []
+  for path, leaf in shapes.items():
+    key = mmseg_key(path)
+    if key not in sd:
+      missing.append(key)
+      continue
+    value = sd[key]
+    if path[-1] == 'kernel':  # OIHW -> HWIO
+      value = value.transpose(2, 3, 1, 0)
+    if value.shape != leaf.shape:
+      wrong.append(f'{key} {tuple(sd[key].shape)} (jseg needs {leaf.shape})')
+      continue
+    flat[path] = jnp.asarray(value, leaf.dtype)
+  unexpected = set(sd) - {mmseg_key(p) for p in shapes}
+  errors = []
+  if missing:
+    errors.append(f'missing keys: {_listing(missing)}')
+  if unexpected:
+    errors.append(f'unexpected keys: {_listing(unexpected)}')
+  if wrong:
+    errors.append(f'wrongly shaped keys: {_listing(wrong)}')
+  if errors:
+    raise ValueError(f'state_dict does not fit {config.name}:\n  ' + '\n  '.join(errors))
+  return flax.traverse_util.unflatten_dict(flat)
+
+
+def load_pth(path: str) -> dict:
+  """Reads a PyTorch ``.pth`` checkpoint (needs torch); a bad file raises naming it."""
+  try:
+    import torch
+  except ImportError as e:
+    raise ImportError('reading .pth checkpoints needs PyTorch: pip install torch') from e
+  try:
+    return torch.load(path, map_location='cpu', weights_only=False)
+  except Exception as e:  # torch raises many types for corrupt files
+    raise ValueError(f'{path} is not a readable PyTorch checkpoint: {e}') from e
+
+
+def main(argv):
+  del argv
+  from jseg import checkpoints, config as jconfig
+  config = jconfig.load(FLAGS.config)
+  variables = mmseg_to_jseg(load_pth(FLAGS.checkpoint), config)
+  checkpoints.save_variables(FLAGS.out, variables)
+  print(f'wrote {FLAGS.out} ({config.name})')
+
+
+if __name__ == '__main__':
+  from absl import app, flags
+  flags.DEFINE_string('config', None, 'config spec PATH[:VARIANT]', required=True)
+  flags.DEFINE_string('checkpoint', None, 'MMSeg .pth checkpoint', required=True)
+  flags.DEFINE_string('out', None, 'output orbax checkpoint directory', required=True)
+  FLAGS = flags.FLAGS
+  app.run(main)

@@ -1,0 +1,12 @@
+"""Backbones; ``build_backbone`` makes one from its config."""
+from jseg.models.backbones.resnet import ResNetV1c
+
+BACKBONES = {'ResNetV1c': ResNetV1c}
+
+
+def build_backbone(cfg):
+  """Backbone ``cfg.type`` with the other keys as its options."""
+  if cfg.type not in BACKBONES:
+    raise ValueError(f'backbone.type={cfg.type!r} is not a backbone; valid: {sorted(BACKBONES)}')
+  kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items() if k != 'type'}
+  return BACKBONES[cfg.type](**kwargs)

@@ -1,0 +1,134 @@
+"""ResNetV1c (deep stem, pytorch style, dilated D8 / D16 with multi-grid), as in MMSeg."""
+from typing import Optional, Sequence
+
+import flax.linen as nn
+import jax
+
+from jseg.models.layers import BatchNorm, conv2d
+
+ARCH_SETTINGS = {18: ('basic', (2, 2, 2, 2)), 34: ('basic', (3, 4, 6, 3)),
+                 50: ('bottleneck', (3, 4, 6, 3)), 101: ('bottleneck', (3, 4, 23, 3)),
+                 152: ('bottleneck', (3, 8, 36, 3))}
+
+
+class BasicBlock(nn.Module):
+  planes: int
+  stride: int = 1
+  dilation: int = 1
+  downsample: bool = False
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    identity = x
+    out = conv2d(x, self.planes, 3, stride=self.stride, padding=self.dilation,
+                 dilation=self.dilation, use_bias=False, name='conv1')
+    out = nn.relu(BatchNorm(name='bn1')(out, train))
+    out = conv2d(out, self.planes, 3, padding=1, use_bias=False, name='conv2')
+    out = BatchNorm(name='bn2')(out, train)
+    if self.downsample:
+      identity = Downsample(self.planes, self.stride, name='downsample')(x, train)
+    return nn.relu(out + identity)
+
+
+class Bottleneck(nn.Module):
+  planes: int
+  stride: int = 1
+  dilation: int = 1
+  downsample: bool = False
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    identity = x
+    out = conv2d(x, self.planes, 1, use_bias=False, name='conv1')
+    out = nn.relu(BatchNorm(name='bn1')(out, train))
+    out = conv2d(out, self.planes, 3, stride=self.stride, padding=self.dilation,
+                 dilation=self.dilation, use_bias=False, name='conv2')
+    out = nn.relu(BatchNorm(name='bn2')(out, train))
+    out = conv2d(out, self.planes * 4, 1, use_bias=False, name='conv3')
+    out = BatchNorm(name='bn3')(out, train)
+    if self.downsample:
+      identity = Downsample(self.planes * 4, self.stride, name='downsample')(x, train)
+    return nn.relu(out + identity)
+
+
+class Downsample(nn.Module):
+  """A block's ``downsample`` Sequential: 1x1 strided conv (``0``) and BN (``1``)."""
+  features: int
+  stride: int
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    x = conv2d(x, self.features, 1, stride=self.stride, use_bias=False, name='0')
+    return BatchNorm(name='1')(x, train)
+
+
+class ResLayer(nn.Module):
+  """One stage of blocks (``layer{i}``), MMSeg's dilation / multi-grid rules."""
+  block: str
+  planes: int
+  num_blocks: int
+  stride: int = 1
+  dilation: int = 1
+  downsample: bool = False
+  contract_dilation: bool = False
+  multi_grid: Optional[Sequence[int]] = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    block_cls = BasicBlock if self.block == 'basic' else Bottleneck
+    for b in range(self.num_blocks):
+      if self.multi_grid is not None:
+        d = self.multi_grid[b] * self.dilation
+      elif b == 0 and self.dilation > 1 and self.contract_dilation:
+        d = self.dilation // 2
+      else:
+        d = self.dilation
+      x = block_cls(self.planes, stride=self.stride if b == 0 else 1, dilation=d,
+                    downsample=b == 0 and self.downsample, name=str(b))(x, train)
+    return x
+
+
+class ResNetV1c(nn.Module):
+  """MMSeg's ``ResNetV1c``; returns the outputs of the stages in ``out_indices``."""
+  depth: int = 50
+  strides: Sequence[int] = (1, 2, 1, 1)
+  dilations: Sequence[int] = (1, 1, 2, 4)
+  out_indices: Sequence[int] = (0, 1, 2, 3)
+  contract_dilation: bool = True
+  multi_grid: Optional[Sequence[int]] = None
+  stem_channels: int = 64
+  base_channels: int = 64
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False):
+    kind, stage_blocks = ARCH_SETTINGS[self.depth]
+    expansion = 1 if kind == 'basic' else 4
+    x = Stem(self.stem_channels, name='stem')(x, train)
+    x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+    inplanes = self.stem_channels
+    outs = []
+    for i, num_blocks in enumerate(stage_blocks):
+      planes = self.base_channels * 2**i
+      stride, dilation = self.strides[i], self.dilations[i]
+      x = ResLayer(kind, planes, num_blocks, stride=stride, dilation=dilation,
+                   downsample=stride != 1 or inplanes != planes * expansion,
+                   contract_dilation=self.contract_dilation,
+                   multi_grid=self.multi_grid if i == len(stage_blocks) - 1 else None,
+                   name=f'layer{i + 1}')(x, train)
+      inplanes = planes * expansion
+      if i in self.out_indices:
+        outs.append(x)
+    return outs
+
+
+class Stem(nn.Module):
+  """Deep stem: three 3x3 conv-BN-ReLU (``stem.0/1``, ``stem.3/4``, ``stem.6/7``)."""
+  channels: int
+
+  @nn.compact
+  def __call__(self, x, train):
+    for i, (c, s) in enumerate(((self.channels // 2, 2), (self.channels // 2, 1),
+                                (self.channels, 1))):
+      x = conv2d(x, c, 3, stride=s, padding=1, use_bias=False, name=str(3 * i))
+      x = nn.relu(BatchNorm(name=str(3 * i + 1))(x, train))
+    return x

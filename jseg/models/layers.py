@@ -1,0 +1,183 @@
+"""Building blocks that compute exactly what their PyTorch / MMCV namesakes do (NHWC).
+
+Resizing and adaptive pooling are written as separable matrix products whose
+weights are built on the host from torch's index formulas: exact for every size
+and both ``align_corners`` settings, and fast on any XLA backend.
+"""
+from typing import Optional, Sequence, Tuple, Union
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+HIGHEST = jax.lax.Precision.HIGHEST
+
+# MMCV's ConvModule initialises convolutions with kaiming normal, fan_out, relu gain.
+kaiming_fan_out = nn.initializers.variance_scaling(2.0, 'fan_out', 'normal')
+
+
+def _pair(v) -> Tuple[int, int]:
+  return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def _bilinear_matrix(n_in: int, n_out: int, align_corners: bool,
+                     scale_factor: Optional[float]) -> np.ndarray:
+  """(n_out, n_in) interpolation weights of torch's 1-d linear upsampling."""
+  dst = np.arange(n_out, dtype=np.float64)
+  if align_corners:
+    scale = (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
+    src = dst * scale
+  else:
+    scale = 1.0 / scale_factor if scale_factor else n_in / n_out
+    src = np.maximum((dst + 0.5) * scale - 0.5, 0.0)
+  i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+  i1 = np.minimum(i0 + 1, n_in - 1)
+  lam = src - i0
+  w = np.zeros((n_out, n_in), np.float64)
+  np.add.at(w, (np.arange(n_out), i0), 1.0 - lam)
+  np.add.at(w, (np.arange(n_out), i1), lam)
+  return w
+
+
+def _separable(x: jax.Array, wh: np.ndarray, ww: np.ndarray) -> jax.Array:
+  dtype = x.dtype
+  x = jnp.einsum('oh,nhwc->nowc', jnp.asarray(wh, dtype), x, precision=HIGHEST)
+  return jnp.einsum('pw,nhwc->nhpc', jnp.asarray(ww, dtype), x, precision=HIGHEST)
+
+
+def resize(x: jax.Array,
+           size: Optional[Sequence[int]] = None,
+           scale_factor: Optional[Union[float, Sequence[float]]] = None,
+           align_corners: bool = False) -> jax.Array:
+  """Bilinear resize of NHWC ``x``, equal to ``F.interpolate(mode='bilinear')``.
+
+  Give either the output ``size`` (h, w) or a ``scale_factor``; like torch, a
+  scale factor sets the source coordinate scale to ``1 / scale_factor``.
+  """
+  h, w = x.shape[1:3]
+  if size is None:
+    sf = tuple(scale_factor) if isinstance(scale_factor, (tuple, list)) else (scale_factor,) * 2
+    size = (int(np.floor(h * sf[0])), int(np.floor(w * sf[1])))
+  else:
+    sf = (None, None)
+  size = tuple(int(s) for s in size)
+  if size == (h, w) and not any(sf):
+    return x
+  wh = _bilinear_matrix(h, size[0], align_corners, sf[0])
+  ww = _bilinear_matrix(w, size[1], align_corners, sf[1])
+  return _separable(x, wh, ww)
+
+
+def _adaptive_pool_matrix(n_in: int, n_out: int) -> np.ndarray:
+  """(n_out, n_in) averaging weights over torch's adaptive pooling bins."""
+  w = np.zeros((n_out, n_in), np.float64)
+  for i in range(n_out):
+    start = (i * n_in) // n_out
+    end = -((-(i + 1) * n_in) // n_out)
+    w[i, start:end] = 1.0 / (end - start)
+  return w
+
+
+def adaptive_avg_pool(x: jax.Array, output_size: Union[int, Sequence[int]]) -> jax.Array:
+  """``nn.AdaptiveAvgPool2d(output_size)`` on NHWC ``x`` (torch's bin edges)."""
+  oh, ow = _pair(output_size)
+  h, w = x.shape[1:3]
+  return _separable(x, _adaptive_pool_matrix(h, oh), _adaptive_pool_matrix(w, ow))
+
+
+class BatchNorm(nn.Module):
+  """``nn.BatchNorm2d`` (momentum 0.1, eps 1e-5, unbiased running variance).
+
+  Statistics are taken over every axis but the last; under ``jax.jit`` with a
+  batch sharded over a mesh they are global, i.e. this is SyncBN.
+  """
+  momentum: float = 0.1
+  epsilon: float = 1e-5
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    c = x.shape[-1]
+    scale = self.param('scale', nn.initializers.ones, (c,), jnp.float32)
+    bias = self.param('bias', nn.initializers.zeros, (c,), jnp.float32)
+    running_mean = self.variable('batch_stats', 'mean', jnp.zeros, (c,), jnp.float32)
+    running_var = self.variable('batch_stats', 'var', jnp.ones, (c,), jnp.float32)
+    if train:
+      axes = tuple(range(x.ndim - 1))
+      xf = x.astype(jnp.float32)
+      mean = xf.mean(axes)
+      var = jnp.square(xf - mean).mean(axes)
+      if not self.is_initializing():
+        n = x.size // c
+        m = self.momentum
+        running_mean.value = (1 - m) * running_mean.value + m * mean
+        running_var.value = (1 - m) * running_var.value + m * var * (n / max(n - 1, 1))
+    else:
+      mean, var = running_mean.value, running_var.value
+    mul = scale * jax.lax.rsqrt(var + self.epsilon)
+    return (x * mul.astype(x.dtype) + (bias - mean * mul).astype(x.dtype))
+
+
+def conv2d(x: jax.Array, features: int, kernel_size: int, *, stride: int = 1,
+           padding: int = 0, dilation: int = 1, groups: int = 1, use_bias: bool = True,
+           kernel_init=kaiming_fan_out, name: Optional[str] = None) -> jax.Array:
+  """``nn.Conv2d`` with symmetric integer padding, created in the calling module."""
+  return nn.Conv(features, _pair(kernel_size), strides=_pair(stride),
+                 padding=[(padding, padding)] * 2, kernel_dilation=_pair(dilation),
+                 feature_group_count=groups, use_bias=use_bias, kernel_init=kernel_init,
+                 precision=HIGHEST, name=name)(x)
+
+
+class Group(nn.Module):
+  """A named container like torch's ``nn.Sequential`` / ``nn.ModuleList``.
+
+  ``Group(name='convs')(fn, *args)`` calls ``fn(*args)``; the layers ``fn``
+  creates (named ``'0'``, ``'1'``, ...) live under ``convs``, as in MMSeg's keys.
+  """
+
+  @nn.compact
+  def __call__(self, fn, *args):
+    return fn(*args)
+
+
+class ConvModule(nn.Module):
+  """MMCV's ConvModule: conv (bias only without norm) -> BN -> ReLU."""
+  features: int
+  kernel_size: int = 1
+  stride: int = 1
+  padding: int = 0
+  dilation: int = 1
+  groups: int = 1
+  norm: bool = True
+  act: bool = True
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    x = conv2d(x, self.features, self.kernel_size, stride=self.stride,
+               padding=self.padding, dilation=self.dilation, groups=self.groups,
+               use_bias=not self.norm, name='conv')
+    if self.norm:
+      x = BatchNorm(name='bn')(x, train)
+    return nn.relu(x) if self.act else x
+
+
+class DepthwiseSeparableConvModule(nn.Module):
+  """MMCV's DepthwiseSeparableConvModule: depthwise ConvModule, pointwise ConvModule."""
+  features: int
+  kernel_size: int = 3
+  padding: int = 0
+  dilation: int = 1
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    x = ConvModule(x.shape[-1], self.kernel_size, padding=self.padding,
+                   dilation=self.dilation, groups=x.shape[-1],
+                   name='depthwise_conv')(x, train)
+    return ConvModule(self.features, 1, name='pointwise_conv')(x, train)
+
+
+def dropout2d(x: jax.Array, rate: float, train: bool) -> jax.Array:
+  """``nn.Dropout2d``: drops whole channels; identity in eval mode or at rate 0."""
+  if rate == 0:
+    return x
+  return nn.Dropout(rate, broadcast_dims=(1, 2), deterministic=not train)(x)

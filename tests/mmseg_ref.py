@@ -1,0 +1,111 @@
+"""MMSegmentation 1.2.2 as the reference: import it on the CPU, build its models, randomize them.
+
+MMSeg imports ``mmcv.ops``, whose compiled extension mmcv-lite lacks. ``install_mmcv_ops``
+puts a stand-in ``mmcv.ops`` in ``sys.modules`` holding the ops MMSeg uses in pure
+PyTorch: mmcv's own CrissCrossAttention and point_sample files, and PSAMask written
+from mmcv's CPU kernel (``psamask_ref``).
+"""
+import importlib.util
+import os
+import sys
+import types
+
+import numpy as np
+import torch
+
+import mmcv
+
+
+def _load_mmcv_file(name):
+  path = os.path.join(os.path.dirname(mmcv.__file__), 'ops', f'{name}.py')
+  spec = importlib.util.spec_from_file_location(f'mmcv_ops_standin_{name}', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def install_mmcv_ops():
+  if 'mmcv.ops' in sys.modules and getattr(sys.modules['mmcv.ops'], 'JSEG_STANDIN', False):
+    return
+  ops = types.ModuleType('mmcv.ops')
+  ops.JSEG_STANDIN = True
+  ops.CrissCrossAttention = _load_mmcv_file('cc_attention').CrissCrossAttention
+  ops.point_sample = _load_mmcv_file('point_sample').point_sample
+  try:
+    from psamask_ref import PSAMask  # noqa: written from mmcv's CPU kernel
+    ops.PSAMask = PSAMask
+  except ImportError:
+    pass
+
+  def sigmoid_focal_loss(*args, **kwargs):
+    raise NotImplementedError('sigmoid_focal_loss is not part of the mmcv.ops stand-in')
+
+  ops.sigmoid_focal_loss = sigmoid_focal_loss
+  sys.modules['mmcv.ops'] = ops
+  mmcv.ops = ops
+
+
+install_mmcv_ops()
+
+from mmengine import Config  # noqa: E402
+from mmengine.model import revert_sync_batchnorm  # noqa: E402
+import mmseg  # noqa: E402
+from mmseg.registry import MODELS  # noqa: E402
+from mmseg.utils import register_all_modules  # noqa: E402
+
+register_all_modules()
+CONFIG_ROOT = os.path.join(os.path.dirname(mmseg.__file__), '.mim', 'configs')
+_BATCH = {'cityscapes': '4xb2', 'ade20k': '4xb4', 'voc12aug': '4xb4'}
+
+
+def mmseg_config_path(method: str, variant: str) -> str:
+  """Path of MMSeg 1.x's config for the v0.x name ``<method>_<variant>``."""
+  backbone, crop, sched, dataset = variant.split('_')
+  name = f'{method}_{backbone}_{_BATCH[dataset]}-{sched}_{dataset}-{crop}.py'
+  folder = {'nonlocal_net': 'nonlocal_net'}.get(method, method)
+  return os.path.join(CONFIG_ROOT, folder, name)
+
+
+def mmseg_config(method: str, variant: str) -> Config:
+  return Config.fromfile(mmseg_config_path(method, variant))
+
+
+def build_mmseg_model(model_cfg) -> torch.nn.Module:
+  """MMSeg model from its ``model`` config, plain BN instead of SyncBN, no pretrained weights."""
+  cfg = model_cfg.copy()
+  cfg.pop('pretrained', None)
+  cfg.pop('data_preprocessor', None)
+  if 'backbone' in cfg:
+    cfg.backbone.pop('init_cfg', None)
+  model = revert_sync_batchnorm(MODELS.build(cfg))
+  return model.float()
+
+
+@torch.no_grad()
+def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+  """Random weights (also the zero-initialised ones) and BN statistics, scaled to stay O(1)."""
+  g = torch.Generator().manual_seed(seed)
+  for name, p in list(model.named_parameters()) + list(model.named_buffers()):
+    if not p.is_floating_point():
+      continue
+    if p.dim() >= 2:  # conv / linear weight
+      fan_in = p[0].numel()
+      p.copy_(torch.randn(p.shape, generator=g) * (1.0 / fan_in) ** 0.5)
+    elif name.endswith('running_var') or (name.endswith('weight') and p.dim() == 1):
+      p.copy_(0.5 + torch.rand(p.shape, generator=g))
+    else:  # biases, BN means, attention scales
+      p.copy_(0.2 * torch.randn(p.shape, generator=g))
+  return model
+
+
+def rel_err(a, b) -> float:
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  return float(np.abs(a - b).max() / np.abs(b).max())
+
+
+def nchw(x):
+  return torch.from_numpy(np.ascontiguousarray(np.asarray(x).transpose(0, 3, 1, 2)))
+
+
+def nhwc(t):
+  return t.detach().numpy().transpose(0, 2, 3, 1)
