@@ -37,7 +37,8 @@ def unwrap_state_dict(checkpoint: Mapping) -> Dict[str, np.ndarray]:
     if k.startswith('module.'):  # saved from DistributedDataParallel
       k = k[len('module.'):]
     if not k.endswith(_SKIPPED):
-      out[k] = v.detach().cpu().numpy() if hasattr(v, 'detach') else np.asarray(v)
+      # Copy: torch and numpy (and jax on CPU) would otherwise share memory.
+      out[k] = np.array(v.detach().cpu().numpy() if hasattr(v, 'detach') else v)
   return out
 
 

@@ -98,9 +98,13 @@ def test_train_losses_equal_mmseg(method, variant):
   outputs, updates = seg.apply(variables, jnp.asarray(x), train=True, mutable=['batch_stats'])
   got = segmentor_loss(config.model, outputs, jnp.asarray(labels))
   assert set(got) == set(want)
+  one_pixel = 100.0 / np.sum(labels != 255)  # acc_seg: a near-tie argmax may flip a pixel
   for key in want:
-    err = ref.rel_err(got[key], want[key].numpy())
-    assert err <= 1e-4, f'{key}: {float(got[key])} vs {float(want[key])}'
+    if key.endswith('acc_seg'):
+      assert abs(float(got[key]) - float(want[key])) <= 2 * one_pixel, key
+    else:
+      err = ref.rel_err(got[key], want[key].numpy())
+      assert err <= 1e-4, f'{key}: {float(got[key])} vs {float(want[key])}'
   # BN running statistics after one training forward (torch: momentum 0.1, unbiased var).
   new = mmseg_to_jseg(mm.state_dict(), config)['batch_stats']
   errs = jax.tree_util.tree_map(lambda a, b: ref.rel_err(a, b), updates['batch_stats'], new)

@@ -77,8 +77,8 @@ class ResLayer(nn.Module):
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     block_cls = BasicBlock if self.block == 'basic' else Bottleneck
     for b in range(self.num_blocks):
-      if self.multi_grid is not None:
-        d = self.multi_grid[b] * self.dilation
+      if self.multi_grid is not None:  # MMSeg uses the grid rates as the dilations
+        d = self.multi_grid[b]
       elif b == 0 and self.dilation > 1 and self.contract_dilation:
         d = self.dilation // 2
       else:
