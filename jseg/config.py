@@ -22,6 +22,9 @@ DATASETS = {
 
 # ResNetV1c backbone variants: depth, strides, dilations, multi_grid.
 RESNETS = {
+    'r18': (18, (1, 2, 2, 2), (1, 1, 1, 1), None),  # not dilated (UperNet)
+    'r50': (50, (1, 2, 2, 2), (1, 1, 1, 1), None),
+    'r101': (101, (1, 2, 2, 2), (1, 1, 1, 1), None),
     'r18-d8': (18, (1, 2, 1, 1), (1, 1, 2, 4), None),
     'r50-d8': (50, (1, 2, 1, 1), (1, 1, 2, 4), None),
     'r101-d8': (101, (1, 2, 1, 1), (1, 1, 2, 4), None),
@@ -29,16 +32,20 @@ RESNETS = {
 }
 
 
-def variants(backbones: Iterable[str], only: Dict[str, Tuple[str, ...]] = None):
+def variants(backbones: Iterable[str], only: Dict[str, Tuple[str, ...]] = None,
+             schedules: Dict[str, Tuple[str, ...]] = None, crops: Dict[str, Tuple[str, ...]] = None):
   """Every variant name a config file accepts, in MMSeg's zoo.
 
-  ``only`` restricts a backbone to ``(crops, schedules, datasets)`` patterns,
-  e.g. ResNet-18 exists in the zoo for 80k Cityscapes only.
+  ``only`` restricts a backbone to names containing one of its patterns, e.g.
+  ResNet-18 exists in the zoo for 80k Cityscapes only. ``schedules`` / ``crops``
+  replace a dataset's usual ones (e.g. HRNet's 160k Cityscapes schedule).
   """
   names = []
   for bb in backbones:
-    for ds, (_, crops, scheds, _, _) in DATASETS.items():
-      for crop, sched in itertools.product(crops, scheds):
+    for ds, (_, ds_crops, scheds, _, _) in DATASETS.items():
+      scheds = (schedules or {}).get(ds, scheds)
+      ds_crops = (crops or {}).get(ds, ds_crops)
+      for crop, sched in itertools.product(ds_crops, scheds):
         name = f'{bb}_{crop}_{sched}_{ds}'
         if only and bb in only and not any(p in name for p in only[bb]):
           continue
@@ -76,6 +83,8 @@ def recipe(method: str, arg, valid) -> ml_collections.ConfigDict:
     c.model.backbone = dict(type='ResNetV1c', depth=depth, strides=strides,
                             dilations=dilations, out_indices=(0, 1, 2, 3),
                             contract_dilation=True, multi_grid=multi_grid)
+  if align_corners:  # MMSeg's 769x769 recipes resize to (2049, 1025)
+    test_scale = (test_scale[0] + 1, test_scale[1] + 1)
   c.data = dict(dataset=dataset, num_classes=num_classes, crop_size=crop,
                 img_scale=test_scale, ratio_range=(0.5, 2.0), cat_max_ratio=0.75,
                 mean=(123.675, 116.28, 103.53), std=(58.395, 57.12, 57.375),

@@ -56,13 +56,18 @@ from mmseg.utils import register_all_modules  # noqa: E402
 register_all_modules()
 CONFIG_ROOT = os.path.join(os.path.dirname(mmseg.__file__), '.mim', 'configs')
 _BATCH = {'cityscapes': '4xb2', 'ade20k': '4xb4', 'voc12aug': '4xb4'}
+# jseg config file -> (MMSeg config folder, MMSeg file name prefix), where they differ.
+MMSEG_NAMES = {
+    'hrnet': ('hrnet', 'fcn'),
+    'nonlocal_net': ('nonlocal_net', 'nonlocal'),
+}
 
 
 def mmseg_config_path(method: str, variant: str) -> str:
   """Path of MMSeg 1.x's config for the v0.x name ``<method>_<variant>``."""
   backbone, crop, sched, dataset = variant.split('_')
-  name = f'{method}_{backbone}_{_BATCH[dataset]}-{sched}_{dataset}-{crop}.py'
-  folder = {'nonlocal_net': 'nonlocal_net'}.get(method, method)
+  folder, prefix = MMSEG_NAMES.get(method, (method, method))
+  name = f'{prefix}_{backbone}_{_BATCH[dataset]}-{sched}_{dataset}-{crop}.py'
   return os.path.join(CONFIG_ROOT, folder, name)
 
 
