@@ -16,6 +16,7 @@ import numpy as np
 # (collection, jseg leaf name, is conv kernel) -> MMSeg tensor name
 _SUFFIX = {('params', 'kernel'): 'weight', ('params', 'scale'): 'weight',
            ('params', 'bias'): 'bias', ('params', 'gamma'): 'gamma',
+           ('params', 'scalar'): 'scale',  # mmcv's Scale
            ('batch_stats', 'mean'): 'running_mean', ('batch_stats', 'var'): 'running_var'}
 _SKIPPED = ('num_batches_tracked',)
 _MAX_LISTED = 20

@@ -181,3 +181,17 @@ def dropout2d(x: jax.Array, rate: float, train: bool) -> jax.Array:
   if rate == 0:
     return x
   return nn.Dropout(rate, broadcast_dims=(1, 2), deterministic=not train)(x)
+
+
+class Scale(nn.Module):
+  """MMCV's ``Scale``: ``x`` times one learnable scalar (DANet's and CCNet's ``gamma``).
+
+  The parameter is named ``scalar`` (MMSeg: ``<name>.scale``), so that it is not
+  taken for a BatchNorm ``scale`` (MMSeg: ``weight``) by the converter.
+  """
+  init_value: float = 1.0
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    scalar = self.param('scalar', nn.initializers.constant(self.init_value), (), jnp.float32)
+    return x * scalar.astype(x.dtype)
