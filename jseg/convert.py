@@ -33,10 +33,17 @@ def unwrap_state_dict(checkpoint: Mapping) -> Dict[str, np.ndarray]:
   if not isinstance(checkpoint, Mapping):
     raise ValueError(f'expected a state_dict mapping, got {type(checkpoint).__name__}')
   sd = checkpoint.get('state_dict', checkpoint)
-  out = {}
+  out, seen = {}, set()
   for k, v in sd.items():
     if k.startswith('module.'):  # saved from DistributedDataParallel
       k = k[len('module.'):]
+    if hasattr(v, 'data_ptr') and v.numel():
+      # torch lists a module shared under two names under both (ANN's APNB:
+      # query_project is key_project); jseg holds it once, under the first name.
+      alias = (v.data_ptr(), tuple(v.shape), tuple(v.stride()), v.dtype)
+      if alias in seen:
+        continue
+      seen.add(alias)
     if not k.endswith(_SKIPPED):
       # Copy: torch and numpy (and jax on CPU) would otherwise share memory.
       out[k] = np.array(v.detach().cpu().numpy() if hasattr(v, 'detach') else v)
@@ -73,8 +80,11 @@ def mmseg_to_jseg(state_dict: Mapping, config) -> dict:
     value = sd[key]
     if path[-1] == 'kernel':  # OIHW -> HWIO
       value = value.transpose(2, 3, 1, 0)
+    elif value.shape == tuple(leaf.shape) + (1,) * (value.ndim - len(leaf.shape)):
+      value = value.reshape(leaf.shape)  # LayerNorm([C, 1, 1]) weights (GCNet) -> (C,)
     if value.shape != leaf.shape:
-      wrong.append(f'{key} {tuple(sd[key].shape)} (jseg needs {leaf.shape})')
+      need = (leaf.shape[3], leaf.shape[2], *leaf.shape[:2]) if path[-1] == 'kernel' else leaf.shape
+      wrong.append(f'{key} has {tuple(sd[key].shape)}, needs {tuple(need)}')
       continue
     flat[path] = jnp.asarray(value, leaf.dtype)
   unexpected = set(sd) - {mmseg_key(p) for p in shapes}

@@ -23,19 +23,23 @@ def _pair(v) -> Tuple[int, int]:
 
 def _bilinear_matrix(n_in: int, n_out: int, align_corners: bool,
                      scale_factor: Optional[float]) -> np.ndarray:
-  """(n_out, n_in) interpolation weights of torch's 1-d linear upsampling."""
-  dst = np.arange(n_out, dtype=np.float64)
+  """(n_out, n_in) interpolation weights of torch's 1-d linear upsampling.
+
+  Source coordinates are computed in float32, as torch's CPU kernel does.
+  """
+  f32 = np.float32
+  dst = np.arange(n_out, dtype=f32)
   if align_corners:
-    scale = (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
+    scale = f32(n_in - 1) / f32(n_out - 1) if n_out > 1 else f32(0)
     src = dst * scale
   else:
-    scale = 1.0 / scale_factor if scale_factor else n_in / n_out
-    src = np.maximum((dst + 0.5) * scale - 0.5, 0.0)
+    scale = f32(1.0 / scale_factor) if scale_factor else f32(n_in) / f32(n_out)
+    src = np.maximum(scale * (dst + f32(0.5)) - f32(0.5), f32(0))
   i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
   i1 = np.minimum(i0 + 1, n_in - 1)
-  lam = src - i0
-  w = np.zeros((n_out, n_in), np.float64)
-  np.add.at(w, (np.arange(n_out), i0), 1.0 - lam)
+  lam = (src - i0.astype(f32)).astype(f32)
+  w = np.zeros((n_out, n_in), np.float32)
+  np.add.at(w, (np.arange(n_out), i0), f32(1) - lam)
   np.add.at(w, (np.arange(n_out), i1), lam)
   return w
 
@@ -94,11 +98,12 @@ class BatchNorm(nn.Module):
   """
   momentum: float = 0.1
   epsilon: float = 1e-5
+  scale_init: nn.initializers.Initializer = nn.initializers.ones
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     c = x.shape[-1]
-    scale = self.param('scale', nn.initializers.ones, (c,), jnp.float32)
+    scale = self.param('scale', self.scale_init, (c,), jnp.float32)
     bias = self.param('bias', nn.initializers.zeros, (c,), jnp.float32)
     running_mean = self.variable('batch_stats', 'mean', jnp.zeros, (c,), jnp.float32)
     running_var = self.variable('batch_stats', 'var', jnp.ones, (c,), jnp.float32)
@@ -177,8 +182,11 @@ class DepthwiseSeparableConvModule(nn.Module):
 
 
 def dropout2d(x: jax.Array, rate: float, train: bool) -> jax.Array:
-  """``nn.Dropout2d``: drops whole channels; identity in eval mode or at rate 0."""
-  if rate == 0:
+  """``nn.Dropout2d``: drops whole channels; identity in eval mode or at rate <= 0.
+
+  MMSeg builds no dropout for ``dropout_ratio <= 0`` (HRNet's heads use -1).
+  """
+  if rate <= 0:
     return x
   return nn.Dropout(rate, broadcast_dims=(1, 2), deterministic=not train)(x)
 
