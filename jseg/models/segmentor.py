@@ -12,7 +12,9 @@ class EncoderDecoder(nn.Module):
 
   Eval (``train=False``): logits (N, H, W, num_classes) at the input size, MMSeg's
   ``encode_decode``. Train: ``{'decode': logits, 'aux': logits}`` at feature
-  resolution, the input of :func:`jseg.models.losses.segmentor_loss`.
+  resolution, the input of :func:`jseg.models.losses.segmentor_loss`. A head with
+  several training outputs (DANet) gives ``{name: logits}`` for ``'decode'`` in training
+  and its one prediction logits in eval.
   """
   backbone: nn.Module
   decode_head: nn.Module
