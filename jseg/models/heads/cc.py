@@ -1,0 +1,62 @@
+"""CCHead (CCNet): FCNHead whose two convs enclose recurrent criss-cross attention."""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jseg.models.heads.fcn import FCNHead
+from jseg.models.layers import HIGHEST, ConvModule, Group, Scale, conv2d
+
+
+class CrissCrossAttention(nn.Module):
+  """mmcv's pure-PyTorch CrissCrossAttention on NHWC ``x``.
+
+  Each pixel attends to its column and its row (H + W positions, the pixel itself
+  counted once: the column term's diagonal is -inf); the output is
+  ``gamma * attended + x`` with ``gamma`` initialised to 0.
+  """
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    c = x.shape[-1]
+    h = x.shape[1]
+    q = conv2d(x, c // 8, 1, name='query_conv')
+    k = conv2d(x, c // 8, 1, name='key_conv')
+    v = conv2d(x, c, 1, name='value_conv')
+    energy_h = jnp.einsum('bhwc,biwc->bhwi', q, k, precision=HIGHEST)
+    diag = jnp.eye(h, dtype=bool)[None, :, None, :]  # (1, H, 1, H): i == h
+    energy_h = jnp.where(diag, -jnp.inf, energy_h)
+    energy_w = jnp.einsum('bhwc,bhjc->bhwj', q, k, precision=HIGHEST)
+    attn = jax.nn.softmax(jnp.concatenate([energy_h, energy_w], axis=-1), axis=-1)
+    out = jnp.einsum('biwc,bhwi->bhwc', v, attn[..., :h], precision=HIGHEST)
+    out = out + jnp.einsum('bhjc,bhwj->bhwc', v, attn[..., h:], precision=HIGHEST)
+    return Scale(0.0, name='gamma')(out) + x
+
+
+class CCHead(FCNHead):
+  """MMSeg's CCHead: convs.0 -> ``recurrence`` x the same CrissCrossAttention -> convs.1.
+
+  Always two 3x3 convs (MMSeg passes ``num_convs=2``); ``concat_input`` as FCNHead.
+  """
+  recurrence: int = 2
+
+  @nn.compact
+  def __call__(self, inputs, train: bool = False) -> jax.Array:
+    if self.num_convs != 2:
+      raise ValueError(f'CCHead has num_convs=2, got {self.num_convs}')
+    x = self.transform_inputs(inputs)
+    k, d = self.kernel_size, self.dilation
+    convs = Group(name='convs')
+    cca = CrissCrossAttention(name='cca')
+
+    def conv(i):
+      return lambda feats: ConvModule(self.channels, k, padding=k // 2 * d, dilation=d,
+                                      name=str(i))(feats, train)
+
+    out = convs(conv(0), x)
+    for _ in range(self.recurrence):
+      out = cca(out)
+    out = convs(conv(1), out)
+    if self.concat_input:
+      out = ConvModule(self.channels, k, padding=k // 2, name='conv_cat')(
+          jnp.concatenate([x, out], axis=-1), train)
+    return self.cls_seg(out, train)
