@@ -18,6 +18,8 @@ DATASETS = {
     'cityscapes': (19, ('512x1024', '769x769'), ('40k', '80k'), 8, (2048, 1024)),
     'ade20k': (150, ('512x512',), ('80k', '160k'), 16, (2048, 512)),
     'voc12aug': (21, ('512x512',), ('20k', '40k'), 16, (2048, 512)),
+    # jseg's procedural shapes (jseg/data/synthetic.py): the quick start; not in MMSeg's zoo.
+    'synthetic': (6, ('64x64',), ('2k',), 16, (64, 64)),
 }
 
 # ResNetV1c backbone variants: depth, strides, dilations, multi_grid.
@@ -47,7 +49,8 @@ def variants(backbones: Iterable[str], only: Dict[str, Tuple[str, ...]] = None,
       ds_crops = (crops or {}).get(ds, ds_crops)
       for crop, sched in itertools.product(ds_crops, scheds):
         name = f'{bb}_{crop}_{sched}_{ds}'
-        if only and bb in only and not any(p in name for p in only[bb]):
+        if (only and bb in only and ds != 'synthetic'
+            and not any(p in name for p in only[bb])):
           continue
         names.append(name)
   return names

@@ -1,0 +1,1 @@
+"""Data: data set builders and readers (``datasets``, ``prepare``), transforms, loaders."""
