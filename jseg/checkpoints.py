@@ -12,9 +12,10 @@ def save_variables(directory: str, variables) -> None:
 
 
 def restore_variables(directory: str):
-  """Reads variables written by :func:`save_variables` (host numpy-backed jax arrays)."""
+  """``{'params', 'batch_stats'}`` from :func:`save_variables`'s or a training state's checkpoint."""
   directory = os.path.abspath(directory)
   if not os.path.isdir(directory):
     raise FileNotFoundError(f'no orbax checkpoint at {directory}')
   with ocp.StandardCheckpointer() as ckptr:
-    return ckptr.restore(directory)
+    tree = ckptr.restore(directory)
+  return {'params': tree['params'], 'batch_stats': tree['batch_stats']}

@@ -1,0 +1,56 @@
+"""jseg's entry point: train, evaluate, predict or benchmark one config.
+
+    python -m jseg.main --config=configs/pspnet.py:r18-d8_64x64_2k_synthetic --workdir=/tmp/psp
+    python -m jseg.main --config=configs/pspnet.py:r50-d8_512x1024_80k_cityscapes \
+        --mode=eval --checkpoint=pspnet.pth
+
+Any config value can be overridden: ``--config.train.iterations=1000``.
+"""
+from absl import app, flags
+from ml_collections import config_flags
+
+config_flags.DEFINE_config_file('config', None, 'config file[:variant]', lock_config=True)
+flags.DEFINE_string('workdir', None, 'directory for checkpoints, logs and pictures')
+flags.DEFINE_enum('mode', 'train', ['train', 'eval'], 'what to do')
+flags.DEFINE_string('checkpoint', None, '--mode=eval: orbax checkpoint directory or MMSeg .pth '
+                    '(default: the best checkpoint in --workdir)')
+flags.DEFINE_bool('distributed', False, 'call jax.distributed.initialize() (multi-host launch)')
+flags.mark_flags_as_required(['config'])
+FLAGS = flags.FLAGS
+
+
+def load_variables(config, checkpoint: str):
+  """Model variables from an orbax directory (jseg's or a train workdir's) or an MMSeg .pth."""
+  from jseg import checkpoints, convert
+  if checkpoint.endswith('.pth'):
+    return convert.mmseg_to_jseg(convert.load_pth(checkpoint), config)
+  return checkpoints.restore_variables(checkpoint)
+
+
+def main(argv):
+  del argv
+  import jax
+  if FLAGS.distributed:
+    jax.distributed.initialize()
+  from jseg import train
+  from jseg.data import datasets
+  config = FLAGS.config
+  datasets.ensure_prepared(config.data.dataset)
+  if FLAGS.mode == 'train':
+    if not FLAGS.workdir:
+      raise app.UsageError('--mode=train needs --workdir')
+    train.train_and_evaluate(config, FLAGS.workdir)
+  elif FLAGS.mode == 'eval':
+    from jseg import metrics
+    from jseg.models import build_segmentor
+    checkpoint = FLAGS.checkpoint or train.best_checkpoint(FLAGS.workdir)
+    variables = load_variables(config, checkpoint)
+    result = train.evaluate(config, build_segmentor(config), variables)
+    if jax.process_index() == 0:
+      names = datasets.dataset_info(config.data.dataset).classes
+      print(f'{config.name} on {config.data.dataset} val ({checkpoint}):')
+      print(metrics.format_table(result, names))
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,87 @@
+"""What a run shows: progress lines with rate and ETA, TensorBoard scalars, curves and
+prediction pictures in the workdir. Only process 0 writes (``enabled``)."""
+import datetime
+import itertools
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jseg import metrics as jmetrics
+from jseg import visualize
+
+
+class Reporter:
+
+  def __init__(self, workdir: str, config, enabled: bool = True):
+    self.workdir, self.config, self.enabled = workdir, config, enabled
+    self.history = {'train': [], 'eval': []}
+    self.writer = None
+    if enabled:
+      os.makedirs(workdir, exist_ok=True)
+      from tensorboardX import SummaryWriter
+      self.writer = SummaryWriter(os.path.join(workdir, 'tensorboard'))
+
+  def text(self, message: str) -> None:
+    if self.enabled:
+      print(message, flush=True)
+
+  def train(self, it: int, scalars: dict, lr: float, images_per_s: float) -> None:
+    if not self.enabled:
+      return
+    total = self.config.train.iterations
+    eta = (total - it) * self.config.train.batch_size / max(images_per_s, 1e-9)
+    terms = ' '.join(f'{k} {float(v):.4f}' for k, v in sorted(scalars.items()))
+    self.text(f'it {it}/{total} | {terms} | lr {lr:.5f} | {images_per_s:.1f} img/s | '
+              f'eta {datetime.timedelta(seconds=int(eta))}')
+    for k, v in scalars.items():
+      self.writer.add_scalar(f'train/{k}', float(v), it)
+    self.writer.add_scalar('train/lr', lr, it)
+    self.writer.add_scalar('train/img_per_s', images_per_s, it)
+    self.history['train'].append((it, float(scalars['loss'])))
+
+  def eval(self, it: int, metrics: dict) -> None:
+    if not self.enabled:
+      return
+    from jseg.data import datasets
+    names = datasets.dataset_info(self.config.data.dataset).classes
+    self.text(f'evaluation at iteration {it}:\n' + jmetrics.format_table(metrics, names))
+    for k in ('mIoU', 'mAcc', 'aAcc'):
+      self.writer.add_scalar(f'val/{k}', float(metrics[k]), it)
+    self.writer.flush()
+    self.history['eval'].append((it, float(metrics['mIoU'])))
+    self._curves()
+
+  def _curves(self) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
+    if self.history['train']:
+      ax1.plot(*zip(*self.history['train']))
+    ax1.set(xlabel='iteration', ylabel='training loss', title=self.config.name)
+    ax2.plot(*zip(*self.history['eval']), marker='o')
+    ax2.set(xlabel='iteration', ylabel='val mIoU (%)', ylim=(0, 100))
+    fig.tight_layout()
+    fig.savefig(os.path.join(self.workdir, 'curves.png'), dpi=100)
+    plt.close(fig)
+
+  def close(self, model, variables, num_images: int = 4) -> None:
+    """Writes ``predictions.png``: image, ground truth and prediction of a few val images."""
+    if not self.enabled:
+      return
+    from jseg.data import datasets, loader
+    from jseg.inference import make_predict_fn, output_align_corners
+    palette = datasets.dataset_info(self.config.data.dataset).palette
+    predict = make_predict_fn(model, self.config.test, output_align_corners(self.config))
+    variables = jax.device_get(variables)
+    rows = []
+    samples = loader.eval_samples(self.config, 'val', progress=False, with_image=True)
+    for inputs, label, image in itertools.islice(samples, num_images):
+      pred = np.asarray(jnp.argmax(predict(variables, inputs, tuple(label.shape))[0], -1))
+      rows.append([image, visualize.colorize(label, palette), visualize.colorize(pred, palette)])
+    path = os.path.join(self.workdir, 'predictions.png')
+    visualize.save_rgb(path, visualize.side_by_side(rows))
+    self.text(f'wrote {path} (image | ground truth | prediction) and curves.png')
+    self.writer.close()

@@ -1,0 +1,199 @@
+"""One linear training loop: mesh, jitted sharded train_step (BN over the global batch = SyncBN),
+evaluation, orbax checkpoints that resume at the same step, data order and optimizer state."""
+import functools
+import os
+import time
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from jseg.inference import make_predict_fn, output_align_corners
+from jseg.models import build_segmentor, segmentor_loss, total_loss
+
+
+class TrainState(flax.struct.PyTreeNode):
+  step: jax.Array
+  params: Any
+  batch_stats: Any
+  opt_state: Any
+
+  @property
+  def variables(self):
+    return {'params': self.params, 'batch_stats': self.batch_stats}
+
+
+def lr_schedule(train_cfg):
+  """MMSeg's PolyLR per iteration: (lr - min_lr) * (1 - it / iters) ** power + min_lr."""
+  poly = optax.polynomial_schedule(train_cfg.lr - train_cfg.min_lr, 0.0, train_cfg.poly_power,
+                                   train_cfg.iterations)
+  return lambda step: poly(step) + train_cfg.min_lr
+
+
+def make_optimizer(train_cfg) -> optax.GradientTransformation:
+  """torch SGD: weight decay added to every gradient (BN and biases too), then momentum."""
+  return optax.chain(optax.add_decayed_weights(train_cfg.weight_decay),
+                     optax.sgd(lr_schedule(train_cfg), momentum=train_cfg.momentum))
+
+
+def make_mesh(devices=None) -> Mesh:
+  """A 1-d mesh, axis ``data``, over ``devices`` (default: every device of every process)."""
+  return Mesh(np.asarray(devices if devices is not None else jax.devices()), ('data',))
+
+
+def init_state(model, tx, config, rng) -> TrainState:
+  """Fresh variables (flax initialisers) and optimizer state."""
+  image = jnp.zeros((1, *config.data.crop_size, 3), jnp.float32)
+  variables = model.init(rng, image)
+  return TrainState(step=jnp.zeros((), jnp.int32), params=variables['params'],
+                    batch_stats=variables['batch_stats'],
+                    opt_state=tx.init(variables['params']))
+
+
+def make_train_step(model, tx, model_cfg):
+  """``train_step(state, images, labels, rng) -> (state, scalars)``, to be jitted."""
+
+  def train_step(state: TrainState, images, labels, rng):
+    rng = jax.random.fold_in(rng, state.step)
+
+    def loss_fn(params):
+      outputs, updates = model.apply({'params': params, 'batch_stats': state.batch_stats},
+                                     images, train=True, mutable=['batch_stats'],
+                                     rngs={'dropout': rng})
+      losses = segmentor_loss(model_cfg, outputs, labels)
+      return total_loss(losses), (losses, updates['batch_stats'])
+
+    grads, (losses, batch_stats) = jax.grad(loss_fn, has_aux=True)(state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    new_state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+                              batch_stats=batch_stats, opt_state=opt_state)
+    return new_state, dict(losses, loss=total_loss(losses))
+
+  return train_step
+
+
+def jit_train_step(train_step, mesh: Mesh, state_sharding):
+  """The step jitted over ``mesh``: batch sharded on ``data``, state replicated and donated."""
+  batch = NamedSharding(mesh, P('data'))
+  replicated = NamedSharding(mesh, P())
+  return jax.jit(train_step, in_shardings=(state_sharding, batch, batch, replicated),
+                 out_shardings=(state_sharding, replicated), donate_argnums=0)
+
+
+def global_batch(mesh: Mesh, local_images, local_labels):
+  """Global arrays from this process's part of the batch (multi-host safe)."""
+  sharding = NamedSharding(mesh, P('data'))
+  return (jax.make_array_from_process_local_data(sharding, local_images),
+          jax.make_array_from_process_local_data(sharding, local_labels))
+
+
+def evaluate(config, model, variables, split: str = 'val', progress: bool = True) -> dict:
+  """Dataset-level metrics of ``variables`` on ``split``; every process evaluates its share.
+
+  Variables are copied to this process's first device, so evaluation needs no
+  collective except the final sum of the confusion matrices.
+  """
+  from jseg import metrics as jmetrics
+  from jseg.data import loader
+  device = jax.local_devices()[0]
+  variables = jax.device_put(jax.device_get(variables), device)
+  predict = make_predict_fn(model, config.test, output_align_corners(config))
+  num_classes = config.data.num_classes
+  hist = np.zeros((num_classes, num_classes), np.int64)
+  for image, label in loader.eval_samples(config, split, progress=progress):
+    logits = predict(variables, jax.device_put(image, device), tuple(label.shape))
+    hist += np.asarray(jmetrics.confusion_matrix(jnp.argmax(logits[0], -1), label, num_classes,
+                                                 config.data.ignore_index))
+  if jax.process_count() > 1:
+    hist = np.asarray(multihost_utils.process_allgather(hist)).sum(0)
+  return jmetrics.summarize(hist)
+
+
+def _checkpoint_managers(workdir: str, keep: int):
+  """``last`` keeps the newest ``keep`` states; ``best`` keeps the best-mIoU one."""
+  root = os.path.abspath(os.path.join(workdir, 'checkpoints'))
+  last = ocp.CheckpointManager(os.path.join(root, 'last'),
+                               options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+  best = ocp.CheckpointManager(os.path.join(root, 'best'), options=ocp.CheckpointManagerOptions(
+      max_to_keep=1, best_fn=lambda m: m['mIoU'], best_mode='max', create=True))
+  return last, best
+
+
+def best_checkpoint(workdir: str) -> str:
+  """Directory of the best-mIoU training state saved in ``workdir``."""
+  root = os.path.abspath(os.path.join(workdir, 'checkpoints', 'best'))
+  steps = [int(d) for d in os.listdir(root) if d.isdigit()] if os.path.isdir(root) else []
+  if not steps:
+    raise FileNotFoundError(f'no checkpoint in {root}: train first, or pass --checkpoint')
+  return os.path.join(root, str(max(steps)), 'default')
+
+
+def _restore_or_init(manager, model, tx, config, state_sharding):
+  abstract = jax.eval_shape(functools.partial(init_state, model, tx, config),
+                            jax.random.key(config.seed))
+  latest = manager.latest_step()
+  if latest is None:
+    init = jax.jit(functools.partial(init_state, model, tx, config), out_shardings=state_sharding)
+    return init(jax.random.key(config.seed)), False
+  target = jax.tree_util.tree_map(
+      lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract, state_sharding)
+  return manager.restore(latest, args=ocp.args.StandardRestore(target)), True
+
+
+def train_and_evaluate(config, workdir: str) -> dict:
+  """Trains ``config`` in ``workdir`` (resuming from its last checkpoint), evaluating as it goes.
+
+  Returns the last evaluation's metrics.
+  """
+  from jseg import report
+  from jseg.data import loader
+
+  train_cfg = config.train
+  is_main = jax.process_index() == 0
+  mesh = make_mesh()
+  if train_cfg.batch_size % jax.device_count():
+    raise ValueError(f'train.batch_size={train_cfg.batch_size} is not divisible by the '
+                     f'{jax.device_count()} devices')
+  model = build_segmentor(config)
+  tx = make_optimizer(train_cfg)
+  state_sharding = NamedSharding(mesh, P())
+  last, best = _checkpoint_managers(workdir, train_cfg.keep_checkpoints)
+  state, resumed = _restore_or_init(last, model, tx, config, state_sharding)
+  state_sharding = jax.tree_util.tree_map(lambda _: NamedSharding(mesh, P()), state)
+  train_step = jit_train_step(make_train_step(model, tx, config.model), mesh, state_sharding)
+  start = int(state.step)
+  log = report.Reporter(workdir, config, enabled=is_main)
+  if resumed:
+    log.text(f'resumed from {workdir} at iteration {start}')
+  rng = jax.random.key(config.seed + 1)
+  lr = lr_schedule(train_cfg)
+  metrics = {}
+  tic, last_logged = time.time(), start
+  batches = loader.train_batches(config, start_step=start)
+  for step in range(start, train_cfg.iterations):
+    images, labels = global_batch(mesh, *next(batches))
+    state, scalars = train_step(state, images, labels, rng)
+    it = step + 1
+    if it % train_cfg.log_interval == 0 or it == train_cfg.iterations:
+      scalars = jax.device_get(scalars)
+      rate = (it - last_logged) * train_cfg.batch_size / (time.time() - tic)
+      log.train(it, scalars, float(lr(step)), rate)
+      tic, last_logged = time.time(), it
+    if it % train_cfg.eval_interval == 0 or it == train_cfg.iterations:
+      metrics = evaluate(config, model, state.variables, progress=is_main)
+      log.eval(it, metrics)
+      last.save(it, args=ocp.args.StandardSave(state))
+      best.save(it, args=ocp.args.StandardSave(state), metrics={'mIoU': float(metrics['mIoU'])})
+      tic = time.time()
+    elif it % train_cfg.checkpoint_interval == 0:
+      last.save(it, args=ocp.args.StandardSave(state))
+  last.wait_until_finished()
+  best.wait_until_finished()
+  log.close(model, state.variables)
+  return metrics

@@ -1,0 +1,97 @@
+"""The train step: one SGD step equals MMSeg + torch SGD; sharded and multi-process steps
+equal the single-device step on the same global batch."""
+import os
+import socket
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+import mmseg_ref as ref
+from jseg import train
+from jseg.convert import mmseg_to_jseg
+from jseg.models import build_segmentor
+from test_parity_classic import _data_samples, _labels, pair
+
+HERE = os.path.dirname(__file__)
+ROOT = os.path.join(HERE, '..')
+
+
+def test_one_sgd_step_equals_mmseg_with_torch_sgd():
+  config, mm = pair('fcn', 'r18-d8_512x1024_80k_cityscapes', seed=5, dropout=0.0)
+  mm.train()
+  before = mmseg_to_jseg(mm.state_dict(), config)
+  rng = np.random.default_rng(7)
+  x = rng.standard_normal((2, 65, 81, 3)).astype(np.float32)
+  labels = _labels(rng, 2, 65, 81, 19)
+  tc = config.train
+  opt = torch.optim.SGD(mm.parameters(), lr=tc.lr, momentum=tc.momentum,
+                        weight_decay=tc.weight_decay)
+  loss, _ = mm.parse_losses(mm.loss(ref.nchw(x), _data_samples(labels)))
+  loss.backward()
+  opt.step()
+  want = mmseg_to_jseg(mm.state_dict(), config)
+
+  model = build_segmentor(config)
+  tx = train.make_optimizer(tc)
+  state = train.TrainState(step=jnp.zeros((), jnp.int32), params=before['params'],
+                           batch_stats=before['batch_stats'],
+                           opt_state=tx.init(before['params']))
+  step = jax.jit(train.make_train_step(model, tx, config.model))
+  state, scalars = step(state, jnp.asarray(x), jnp.asarray(labels), jax.random.key(0))
+  assert abs(float(scalars['loss']) - float(loss)) <= 1e-4 * float(loss)
+
+  def rel(a, b):
+    return float(np.abs(np.asarray(a) - np.asarray(b)).max() / np.abs(np.asarray(b)).max())
+
+  params = jax.tree_util.tree_leaves(jax.tree_util.tree_map(rel, state.params, want['params']))
+  assert max(params) <= 1e-4
+  # The updates themselves (new - old) agree too, so this is not only "both barely moved".
+  deltas = jax.tree_util.tree_map(lambda n, w, o: rel(n - o, w - o), state.params,
+                                  want['params'], before['params'])
+  assert np.median(jax.tree_util.tree_leaves(deltas)) <= 1e-3
+  stats = jax.tree_util.tree_map(rel, state.batch_stats, want['batch_stats'])
+  assert max(jax.tree_util.tree_leaves(stats)) <= 1e-3
+
+
+def _run(out, *args, env=None, wait=True):
+  cmd = [sys.executable, os.path.join(HERE, 'sharded_step.py'), str(out), *map(str, args)]
+  proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})},
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  if wait:
+    output, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, output
+  return proc
+
+
+def _assert_same(a_path, b_path, tol=1e-5):
+  a, b = np.load(a_path), np.load(b_path)
+  assert set(a) == set(b)
+  for k in a:  # relative error, denominator at least 1 (the scale parameters start at 1)
+    err = np.abs(a[k] - b[k]).max() / max(np.abs(b[k]).max(), 1.0)
+    assert err <= tol, f'{k}: {err:.2e}'
+
+
+def test_sharded_step_on_8_devices_equals_one_device(tmp_path):
+  devices8 = {'XLA_FLAGS': '--xla_force_host_platform_device_count=8'}
+  _run(tmp_path / 'one.npz', 1, env=devices8)
+  _run(tmp_path / 'eight.npz', 8, env=devices8)
+  _assert_same(tmp_path / 'eight.npz', tmp_path / 'one.npz')
+
+
+def test_two_processes_of_two_devices_equal_one_process_of_four(tmp_path):
+  devices2 = {'XLA_FLAGS': '--xla_force_host_platform_device_count=2'}
+  devices4 = {'XLA_FLAGS': '--xla_force_host_platform_device_count=4'}
+  _run(tmp_path / 'single.npz', 4, env=devices4)
+  with socket.socket() as s:
+    s.bind(('localhost', 0))
+    port = s.getsockname()[1]
+  procs = [_run(tmp_path / 'multi.npz', 4, i, 2, port, env=devices2, wait=False) for i in range(2)]
+  for p in procs:
+    output, _ = p.communicate(timeout=600)
+    assert p.returncode == 0, output
+  _assert_same(tmp_path / 'multi.npz', tmp_path / 'single.npz')
