@@ -1,10 +1,13 @@
 """Writes a data set's samples as a TensorFlow Datasets data set in array_record format.
 
-One generic ``tfds.core.GeneratorBasedBuilder`` serves every data set: each record holds the
-image's encoded bytes as the user's file has them (JPEG / PNG, decoded at read time with
-``cv2.imdecode`` like MMSeg's ``LoadImageFromFile``), the label map re-encoded as a grayscale
-PNG (palette PNGs become their indices, Cityscapes ids become train ids) and the sample name.
-No TensorFlow is needed: the builder never asks TFDS to encode or decode an image.
+The records are TFDS-serialized examples written with ``array_record`` directly, and TFDS's
+``folder_dataset.write_metadata`` adds the metadata: the result is an ordinary TFDS data set
+(``tfds.data_source`` / ``tfds.builder_from_directory`` read it), written without TensorFlow
+and without holding a split in memory (docs/data.md says why not a GeneratorBasedBuilder).
+Each record holds the image's encoded bytes as the user's file has them (JPEG / PNG, decoded
+at read time with ``cv2.imdecode`` like MMSeg's ``LoadImageFromFile``), the label map
+re-encoded as a grayscale PNG (palette PNGs become their indices, Cityscapes ids become train
+ids) and the sample name.
 
 Every sample is checked before it is written (readable image and label, same size, label values
 in ``[0, num_labels)`` or 255) and the data set is built in a temporary folder next to its
@@ -24,10 +27,11 @@ from jseg.data.sources import DataError, Sample, decode_image, encode_png
 VERSION = '1.0.0'
 IGNORE_INDEX = 255
 NAME_RE = re.compile(r'^[a-z][a-z0-9_]*$')
+FILENAME_TEMPLATE = '{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}'  # TFDS's default
 
 
 def check_sample(sample: Sample, num_labels: int):
-  """(encoded image, PNG label, H, W) of a valid sample; a DataError naming the file otherwise."""
+  """(encoded image, PNG label) of a valid sample; a DataError naming the file otherwise."""
   image = sample.read_image()
   img = decode_image(image, sample.image_path)
   label = sample.read_label()
@@ -42,55 +46,58 @@ def check_sample(sample: Sample, num_labels: int):
   if bad.size:
     raise DataError(f'label {sample.label_path} has values {bad.tolist()[:10]} outside '
                     f'[0, {num_labels}) and {IGNORE_INDEX} (the ignore index)')
-  return image, encode_png(label.astype(np.uint8)), img.shape[0], img.shape[1]
+  return image, encode_png(label.astype(np.uint8))
 
 
-def _builder(name: str, splits: Dict[str, Sequence[Sample]], num_labels: int, metadata: dict,
-             data_dir: str):
-  """A TFDS builder of ``name`` writing ``splits`` to ``data_dir/name/VERSION``."""
+def _features():
   import tensorflow_datasets as tfds
-  from tensorflow_datasets.core import registered
+  return tfds.features.FeaturesDict({
+      'image': tfds.features.Tensor(shape=(), dtype=np.object_),  # encoded bytes, as the file
+      'label': tfds.features.Tensor(shape=(), dtype=np.object_),  # grayscale PNG of class ids
+      'name': tfds.features.Text(),
+  })
 
-  tfds.disable_progress_bar()  # ours below counts images against the split's total
-  with registered.skip_registration():  # names like 'cityscapes' clash with TFDS's own
 
-    class SegmentationBuilder(tfds.core.GeneratorBasedBuilder):
-      VERSION = tfds.core.Version(VERSION)  # the module's
-      # No checksums file to look for next to this code (finding it needs importlib_resources,
-      # which TFDS 4.9 imports but newer etils no longer installs).
-      code_path = None
+def _write_tfds(name: str, splits: Dict[str, Sequence[Sample]], num_labels: int, metadata: dict,
+                path: str):
+  """Writes ``splits`` to ``path`` as TFDS data set ``name`` (one array_record file a split).
 
-      def _info(self):
-        return tfds.core.DatasetInfo(
-            builder=self,
-            description=f'jseg semantic segmentation data set {name!r}: encoded image, '
-                        'grayscale PNG label (class ids, 255 = ignore), sample name.',
-            features=tfds.features.FeaturesDict({
-                'image': tfds.features.Tensor(shape=(), dtype=np.object_),
-                'label': tfds.features.Tensor(shape=(), dtype=np.object_),
-                'name': tfds.features.Text(),
-            }),
-            metadata=tfds.core.MetadataDict(metadata),
-            disable_shuffling=True)  # records in the builders' sorted order
+  Streams: memory does not grow with the data set (TFDS's own GeneratorBasedBuilder keeps a
+  split in memory up to 1 GB and spills through TensorFlow's gfile beyond that).
+  """
+  import tensorflow_datasets as tfds
+  from array_record.python.array_record_module import ArrayRecordWriter
 
-      def _split_generators(self, dl_manager):
-        del dl_manager
-        return {split: self._generate_examples(split, samples)
-                for split, samples in splits.items()}
-
-      def _generate_examples(self, split, samples):
-        names = set()
-        progress = tqdm.tqdm(samples, desc=f'{name} {split}', unit='image', mininterval=1)
-        for i, sample in enumerate(progress):
-          if sample.name in names:
-            raise DataError(f'{split}: two samples named {sample.name!r} '
-                            f'(the second is {sample.image_path})')
-          names.add(sample.name)
-          image, label, _, _ = check_sample(sample, num_labels)
-          yield i, {'image': image, 'label': label, 'name': sample.name}
-
-    SegmentationBuilder.name = name
-  return SegmentationBuilder(data_dir=data_dir, file_format='array_record')
+  features = _features()
+  os.makedirs(path)
+  split_infos = []
+  for split, samples in splits.items():
+    template = tfds.core.ShardedFileTemplate(
+        data_dir=path, template=FILENAME_TEMPLATE, dataset_name=name, split=split,
+        filetype_suffix='array_record')
+    writer = ArrayRecordWriter(os.fspath(template.sharded_filepath(shard_index=0, num_shards=1)),
+                               'group_size:1')  # random access to every record, as TFDS writes
+    names, num_bytes = set(), 0
+    try:
+      for sample in tqdm.tqdm(samples, desc=f'{name} {split}', unit='image', mininterval=1):
+        if sample.name in names:
+          raise DataError(f'{split}: two samples named {sample.name!r} '
+                          f'(the second is {sample.image_path})')
+        names.add(sample.name)
+        image, label = check_sample(sample, num_labels)
+        record = features.serialize_example({'image': image, 'label': label, 'name': sample.name})
+        writer.write(record)
+        num_bytes += len(record)
+    finally:
+      writer.close()
+    split_infos.append(tfds.core.SplitInfo(name=split, shard_lengths=[len(samples)],
+                                           num_bytes=num_bytes, filename_template=template))
+  tfds.folder_dataset.write_metadata(
+      data_dir=path, features=features, split_infos=split_infos,
+      filename_template=FILENAME_TEMPLATE,
+      description=f'jseg semantic segmentation data set {name!r}: encoded image, grayscale PNG '
+                  'label (class ids, 255 = ignore), sample name.',
+      metadata=tfds.core.MetadataDict(metadata), check_data=False)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -125,6 +132,8 @@ def write(name: str, splits: Dict[str, List[Sample]], num_labels: int, metadata:
   if not NAME_RE.match(name):
     raise DataError(f'data set name {name!r}: use lower-case letters, digits and _')
   for split, samples in splits.items():
+    if not NAME_RE.match(split):
+      raise DataError(f'{name}: split name {split!r}: use lower-case letters, digits and _')
     if not samples:
       raise DataError(f'{name}: split {split!r} has no samples')
   data_dir = os.path.abspath(os.path.expanduser(data_dir))
@@ -135,13 +144,10 @@ def write(name: str, splits: Dict[str, List[Sample]], num_labels: int, metadata:
   _remove_stale_temps(data_dir, name)
   tmp = tempfile.mkdtemp(prefix=f'.{name}.tmp-{os.getpid()}-', dir=data_dir)
   try:
-    builder = _builder(name, splits, num_labels, metadata, tmp)
-    builder.download_and_prepare(download_dir=os.path.join(tmp, 'downloads'))
+    _write_tfds(name, splits, num_labels, metadata, dataset_dir(tmp, name))
     os.makedirs(os.path.dirname(final), exist_ok=True)
-    old = None
-    if os.path.exists(final):
-      old = os.path.join(tmp, 'replaced')
-      os.rename(final, old)
+    if os.path.exists(final):  # --overwrite: the old copy goes with the temporary folder
+      os.rename(final, os.path.join(tmp, 'replaced'))
     os.rename(dataset_dir(tmp, name), final)
   finally:
     shutil.rmtree(tmp, ignore_errors=True)

@@ -38,6 +38,8 @@ def prepare(name: str, source: Optional[str] = None, data_dir: Optional[str] = N
     raise DataError(f'{name} needs --source, e.g. {datasets.prepare_command(name)}')
   if dataset_name and name != 'folder':
     raise DataError('--name is for folder data sets only')
+  if dataset_name in set(datasets.BUILDERS) - {'folder'}:
+    raise DataError(f'--name={dataset_name} is a built-in data set; choose another name')
   splits = module.splits(source, **options) if source is not None else module.splits(**options)
   if name == 'folder':
     classes, palette = module.read_classes(SourceTree(source))
