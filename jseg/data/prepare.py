@@ -40,6 +40,11 @@ def prepare(name: str, source: Optional[str] = None, data_dir: Optional[str] = N
     raise DataError('--name is for folder data sets only')
   if dataset_name in set(datasets.BUILDERS) - {'folder'}:
     raise DataError(f'--name={dataset_name} is a built-in data set; choose another name')
+  data_dir = data_dir or datasets.default_data_dir()
+  stored_as = dataset_name or name
+  if os.path.exists(builder.dataset_dir(os.path.expanduser(data_dir), stored_as)) and not overwrite:
+    raise DataError(f'{stored_as} is already prepared in {data_dir}; pass --overwrite to '
+                    'rebuild it')
   splits = module.splits(source, **options) if source is not None else module.splits(**options)
   if name == 'folder':
     classes, palette = module.read_classes(SourceTree(source))
@@ -52,8 +57,8 @@ def prepare(name: str, source: Optional[str] = None, data_dir: Optional[str] = N
                   source=os.path.abspath(source) if source else None)
   print(f'{info.name}: ' + ', '.join(f'{len(v)} {k}' for k, v in splits.items())
         + f' samples, {info.num_classes} classes', flush=True)
-  return builder.write(info.name, splits, info.num_labels, metadata,
-                       data_dir or datasets.default_data_dir(), overwrite=overwrite)
+  return builder.write(info.name, splits, info.num_labels, metadata, data_dir,
+                       overwrite=overwrite)
 
 
 def main(argv=None):
