@@ -6,7 +6,7 @@
 
 Any config value can be overridden: ``--config.train.iterations=1000``.
 """
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 config_flags.DEFINE_config_file('config', None, 'config file[:variant]', lock_config=True)
@@ -27,15 +27,28 @@ def load_variables(config, checkpoint: str):
   return checkpoints.restore_variables(checkpoint)
 
 
+def ensure_data(name: str) -> None:
+  """Generates the synthetic set on first use; any other missing data set stops the run
+  with the command that prepares it."""
+  from jseg.data import datasets, prepare
+  try:
+    datasets.open_split(name, 'train')
+  except FileNotFoundError as e:
+    if name != 'synthetic':
+      raise SystemExit(f'error: {e}')
+    prepare.prepare('synthetic')
+
+
 def main(argv):
   del argv
+  logging.set_verbosity(logging.WARNING)  # orbax and tfds log every file at INFO
   import jax
   if FLAGS.distributed:
     jax.distributed.initialize()
   from jseg import train
   from jseg.data import datasets
   config = FLAGS.config
-  datasets.ensure_prepared(config.data.dataset)
+  ensure_data(config.data.dataset)
   if FLAGS.mode == 'train':
     if not FLAGS.workdir:
       raise app.UsageError('--mode=train needs --workdir')

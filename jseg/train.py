@@ -3,7 +3,7 @@ evaluation, orbax checkpoints that resume at the same step, data order and optim
 import functools
 import os
 import time
-from typing import Any
+from typing import Any, Optional
 
 import flax
 import jax
@@ -134,22 +134,24 @@ def best_checkpoint(workdir: str) -> str:
   return os.path.join(root, str(max(steps)), 'default')
 
 
-def _restore_or_init(manager, model, tx, config, state_sharding):
-  abstract = jax.eval_shape(functools.partial(init_state, model, tx, config),
-                            jax.random.key(config.seed))
+def _restore_or_init(manager, model, tx, config, mesh: Mesh):
+  """(state replicated over ``mesh``, resumed?) from the latest checkpoint, else fresh."""
+  init = functools.partial(init_state, model, tx, config)
+  abstract = jax.eval_shape(init, jax.random.key(config.seed))
+  sharding = jax.tree_util.tree_map(lambda _: NamedSharding(mesh, P()), abstract)
   latest = manager.latest_step()
   if latest is None:
-    init = jax.jit(functools.partial(init_state, model, tx, config), out_shardings=state_sharding)
-    return init(jax.random.key(config.seed)), False
+    return jax.jit(init, out_shardings=sharding)(jax.random.key(config.seed)), False
   target = jax.tree_util.tree_map(
-      lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract, state_sharding)
+      lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract, sharding)
   return manager.restore(latest, args=ocp.args.StandardRestore(target)), True
 
 
-def train_and_evaluate(config, workdir: str) -> dict:
+def train_and_evaluate(config, workdir: str, stop_at: Optional[int] = None) -> dict:
   """Trains ``config`` in ``workdir`` (resuming from its last checkpoint), evaluating as it goes.
 
-  Returns the last evaluation's metrics.
+  ``stop_at`` ends this run after that iteration (with a checkpoint) without changing the
+  schedule, as a preempted job would. Returns the last evaluation's metrics.
   """
   from jseg import report
   from jseg.data import loader
@@ -162,10 +164,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
                      f'{jax.device_count()} devices')
   model = build_segmentor(config)
   tx = make_optimizer(train_cfg)
-  state_sharding = NamedSharding(mesh, P())
   last, best = _checkpoint_managers(workdir, train_cfg.keep_checkpoints)
-  state, resumed = _restore_or_init(last, model, tx, config, state_sharding)
-  state_sharding = jax.tree_util.tree_map(lambda _: NamedSharding(mesh, P()), state)
+  state, resumed = _restore_or_init(last, model, tx, config, mesh)
+  state_sharding = jax.tree_util.tree_map(lambda x: x.sharding, state)
   train_step = jit_train_step(make_train_step(model, tx, config.model), mesh, state_sharding)
   start = int(state.step)
   log = report.Reporter(workdir, config, enabled=is_main)
@@ -176,7 +177,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
   metrics = {}
   tic, last_logged = time.time(), start
   batches = loader.train_batches(config, start_step=start)
-  for step in range(start, train_cfg.iterations):
+  end = min(train_cfg.iterations, stop_at or train_cfg.iterations)
+  for step in range(start, end):
     images, labels = global_batch(mesh, *next(batches))
     state, scalars = train_step(state, images, labels, rng)
     it = step + 1
@@ -191,7 +193,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
       last.save(it, args=ocp.args.StandardSave(state))
       best.save(it, args=ocp.args.StandardSave(state), metrics={'mIoU': float(metrics['mIoU'])})
       tic = time.time()
-    elif it % train_cfg.checkpoint_interval == 0:
+    elif it % train_cfg.checkpoint_interval == 0 or it == end:
       last.save(it, args=ocp.args.StandardSave(state))
   last.wait_until_finished()
   best.wait_until_finished()
