@@ -34,6 +34,25 @@ RESNETS = {
 }
 
 
+def _hrnet_extra(width: int, small: bool = False) -> dict:
+  """MMSeg's HRNetV2 ``extra``: fcn_hr18.py's, with the hr18s (``small``) / hr48 overrides."""
+  b = 2 if small else 4
+
+  def stage(num_modules, n):
+    return dict(num_modules=num_modules, num_branches=n, block='BASIC', num_blocks=(b,) * n,
+                num_channels=tuple(width * 2**i for i in range(n)))
+
+  return dict(stage1=dict(num_modules=1, num_branches=1, block='BOTTLENECK', num_blocks=(b,),
+                          num_channels=(64,)),
+              stage2=stage(1, 2), stage3=stage(3 if small else 4, 3),
+              stage4=stage(2 if small else 3, 4))
+
+
+# HRNetV2 backbone variants: MMSeg's ``extra`` stage settings.
+HRNETS = {'hr18s': _hrnet_extra(18, small=True), 'hr18': _hrnet_extra(18),
+          'hr48': _hrnet_extra(48)}
+
+
 def variants(backbones: Iterable[str], only: Dict[str, Tuple[str, ...]] = None,
              schedules: Dict[str, Tuple[str, ...]] = None, crops: Dict[str, Tuple[str, ...]] = None):
   """Every variant name a config file accepts, in MMSeg's zoo.
@@ -86,6 +105,8 @@ def recipe(method: str, arg, valid) -> ml_collections.ConfigDict:
     c.model.backbone = dict(type='ResNetV1c', depth=depth, strides=strides,
                             dilations=dilations, out_indices=(0, 1, 2, 3),
                             contract_dilation=True, multi_grid=multi_grid)
+  elif backbone in HRNETS:
+    c.model.backbone = dict(type='HRNet', extra=HRNETS[backbone])
   if align_corners:  # MMSeg's 769x769 recipes resize to (2049, 1025)
     test_scale = (test_scale[0] + 1, test_scale[1] + 1)
   c.data = dict(dataset=dataset, num_classes=num_classes, crop_size=crop,
@@ -114,6 +135,16 @@ def fcn_aux_head(c, in_channels: int, channels: int) -> dict:
              num_convs=1, concat_input=False, dropout_ratio=0.1)
   aux['loss_decode'] = loss_decode(0.4)
   return aux
+
+
+def hrnet_fcn_head(c, loss_weight: float = 1.0) -> dict:
+  """HRNetV2's FCNHead: one 1x1 ConvModule on the ``resize_concat`` of the four branches."""
+  widths = tuple(c.model.backbone.extra.stage4.num_channels)
+  fcn = head(c, 'FCNHead', in_channels=widths, in_index=(0, 1, 2, 3), channels=sum(widths),
+             input_transform='resize_concat', kernel_size=1, num_convs=1, concat_input=False,
+             dropout_ratio=-1)
+  fcn['loss_decode'] = loss_decode(loss_weight)
+  return fcn
 
 
 def resnet_widths(backbone_cfg) -> Tuple[int, int, int, int]:

@@ -64,10 +64,19 @@ MMSEG_NAMES = {
 
 
 def mmseg_config_path(method: str, variant: str) -> str:
-  """Path of MMSeg 1.x's config for the v0.x name ``<method>_<variant>``."""
-  backbone, crop, sched, dataset = variant.split('_')
+  """Path of MMSeg 1.x's config for the v0.x name ``<method>_<variant>``.
+
+  A variant may name its global batch, ``BACKBONE_CROP_SCHEDULE_b<N>_DATASET`` (OCRNet
+  R-101: b8 is ``4xb2``, b16 ``8xb2``); otherwise it is the dataset's usual one.
+  """
+  parts = variant.split('_')
+  backbone, crop, sched, dataset = parts[:3] + parts[-1:]
+  batch = _BATCH[dataset]
+  if len(parts) == 5:
+    per_gpu = int(batch.split('xb')[1])
+    batch = f'{int(parts[3][1:]) // per_gpu}xb{per_gpu}'
   folder, prefix = MMSEG_NAMES.get(method, (method, method))
-  name = f'{prefix}_{backbone}_{_BATCH[dataset]}-{sched}_{dataset}-{crop}.py'
+  name = f'{prefix}_{backbone}_{batch}-{sched}_{dataset}-{crop}.py'
   return os.path.join(CONFIG_ROOT, folder, name)
 
 

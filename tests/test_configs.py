@@ -55,6 +55,10 @@ def _assert_same(jseg_cfg, mm_cfg, where):
     got = jseg_cfg[key]
     if isinstance(want, dict):
       _assert_same(got, want, f'{where}.{key}')
+    elif isinstance(want, tuple) and want and all(isinstance(w, dict) for w in want):
+      assert isinstance(got, tuple) and len(got) == len(want), f'{where}.{key}: {got!r}'
+      for i, (g, w) in enumerate(zip(got, want)):  # e.g. a cascade's list of heads
+        _assert_same(g, w, f'{where}.{key}[{i}]')
     else:
       assert got == want, f'{where}.{key}: jseg {got!r} != MMSeg {want!r}'
 

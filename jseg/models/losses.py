@@ -95,12 +95,16 @@ def head_loss(logits: jax.Array, labels: jax.Array, head_cfg) -> dict:
 def segmentor_loss(model_cfg, outputs: Mapping[str, jax.Array], labels: jax.Array) -> dict:
   """MMSeg's loss dict (``decode.loss_ce``, ``aux.loss_ce``, ``*.acc_seg``) of a segmentor.
 
+  A cascade's heads (a list ``decode_head``) are ``decode_0``, ``decode_1``, ...
+
   ``outputs`` is what the segmentor returns with ``train=True``: head prefix ->
   logits, or -> ``{name: logits}`` for heads with several outputs (DANet), whose
   terms are named ``decode.<name>.loss_ce``. ``labels`` are (N, H, W) integer maps
   with 255 for ignored pixels.
   """
   head_cfgs = {'decode': model_cfg.decode_head, 'aux': model_cfg.get('auxiliary_head')}
+  if isinstance(model_cfg.decode_head, (list, tuple)):  # cascade: decode_0, decode_1, ...
+    head_cfgs.update({f'decode_{i}': h for i, h in enumerate(model_cfg.decode_head)})
   losses = {}
   for prefix, out in outputs.items():
     named = out.items() if isinstance(out, Mapping) else [('', out)]

@@ -1,10 +1,10 @@
-"""EncoderDecoder: backbone -> decode head (+ auxiliary head in training)."""
-from typing import Optional
+"""EncoderDecoder: backbone -> decode head (+ auxiliary head in training); the cascade (OCRNet)."""
+from typing import Optional, Sequence
 
 import flax.linen as nn
 import jax
 
-from jseg.models.layers import resize
+from jseg.models.layers import Group, resize
 
 
 class EncoderDecoder(nn.Module):
@@ -31,3 +31,44 @@ class EncoderDecoder(nn.Module):
     if train:
       return outputs
     return resize(logits, images.shape[1:3], align_corners=self.decode_head.align_corners)
+
+
+class CascadeEncoderDecoder(nn.Module):
+  """MMSeg's CascadeEncoderDecoder (OCRNet): each decode head refines the previous one's logits.
+
+  ``decode_head`` is a sequence of heads (MMSeg's ``decode_head.0``, ``.1``, ...); head
+  ``i > 0`` is called as ``head(feats, prev_logits, train)``. Eval: the last head's
+  logits at the input size. Train: ``{'decode_0': ..., 'decode_1': ..., ['aux': ...]}``
+  at feature resolution. In training, as in MMSeg, every stage but the last runs twice:
+  once for its own loss, once more to feed the next stage (so its BN statistics
+  update twice and its two dropout masks differ).
+  """
+  backbone: nn.Module
+  decode_head: Sequence[nn.Module]
+  auxiliary_head: Optional[nn.Module] = None
+
+  @nn.compact
+  def __call__(self, images: jax.Array, train: bool = False):
+    feats = self.backbone(images, train)
+
+    def decode(feats):
+      heads = [h.copy(name=str(i)) for i, h in enumerate(self.decode_head)]
+      if not train:
+        logits = heads[0](feats, train)
+        for head in heads[1:]:
+          logits = head(feats, logits, train)
+        return {f'decode_{len(heads) - 1}': logits}
+      # MMSeg's _decode_head_forward_train: stage i's input is a new forward of stage i - 1.
+      outputs, prev = {'decode_0': heads[0](feats, train)}, None
+      for i in range(1, len(heads)):
+        prev = heads[i - 1](feats, train) if i == 1 else heads[i - 1](feats, prev, train)
+        outputs[f'decode_{i}'] = heads[i](feats, prev, train)
+      return outputs
+
+    outputs = Group(name='decode_head')(decode, feats)
+    if self.auxiliary_head is not None and (train or self.is_initializing()):
+      outputs['aux'] = self.auxiliary_head(feats, train)
+    if train:
+      return outputs
+    logits = outputs[f'decode_{len(self.decode_head) - 1}']
+    return resize(logits, images.shape[1:3], align_corners=self.decode_head[-1].align_corners)

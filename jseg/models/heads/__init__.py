@@ -9,12 +9,14 @@ from jseg.models.heads.decode_head import DecodeHead
 from jseg.models.heads.fcn import FCNHead
 from jseg.models.heads.gc import GCHead
 from jseg.models.heads.nl import NLHead
+from jseg.models.heads.ocr import OCRHead
 from jseg.models.heads.psa import PSAHead
 from jseg.models.heads.psp import PSPHead
 from jseg.models.heads.sep_aspp import DepthwiseSeparableASPPHead
 from jseg.models.heads.uper import UPerHead
 
 HEADS = {cls.__name__: cls for cls in (FCNHead, PSPHead, ASPPHead, DepthwiseSeparableASPPHead)}
+HEADS['OCRHead'] = OCRHead
 HEADS.update({cls.__name__: cls for cls in (DAHead, ANNHead)})
 HEADS.update({cls.__name__: cls for cls in (UPerHead, GCHead, NLHead)})
 HEADS.update({cls.__name__: cls for cls in (PSAHead, CCHead)})
