@@ -1,7 +1,9 @@
-"""Jitted whole and sliding-window inference, as MMSeg's ``EncoderDecoder.inference``.
+"""Jitted whole and sliding-window inference, as MMSeg's ``EncoderDecoder.inference``,
+and MMSeg 1.x's flip / multi-scale test-time augmentation (``SegTTAModel``).
 
 All windows of an image go through the network as one batch; each image size
-compiles once (``jax.jit`` caches by shape).
+compiles once (``jax.jit`` caches by shape). With TTA, an image and its mirror
+go through as one batch per scale.
 """
 import functools
 from typing import Sequence, Tuple
@@ -10,7 +12,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jseg.data.transforms import Normalize, imresize, rescale_size
 from jseg.models.layers import resize
+
+# MMSeg's ``img_ratios`` of the ``tta_pipeline`` in its data set configs.
+MS_RATIOS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
 
 
 def slide_windows(h: int, w: int, crop: Sequence[int], stride: Sequence[int]):
@@ -53,20 +59,82 @@ def make_predict_fn(model, test_cfg, align_corners: bool):
   ``test_cfg.mode`` ('whole' | 'slide') are resized to ``out_size`` (the
   original image size), as MMSeg's ``postprocess_result`` does.
   """
-  apply_fn = lambda v, x: model.apply(v, x)
+  network = _network_logits(model, test_cfg)
 
   @functools.partial(jax.jit, static_argnums=2)
   def predict(variables, images, out_size: Tuple[int, int]):
-    if test_cfg.mode == 'slide':
-      logits = slide_logits(apply_fn, variables, images, tuple(test_cfg.crop_size),
-                            tuple(test_cfg.stride))
-    elif test_cfg.mode == 'whole':
-      logits = apply_fn(variables, images)
-    else:
-      raise ValueError(f"test.mode={test_cfg.mode!r}; valid: 'whole', 'slide'")
-    return resize(logits, out_size, align_corners=align_corners)
+    return resize(network(variables, images), out_size, align_corners=align_corners)
 
   return predict
+
+
+def _network_logits(model, test_cfg):
+  """``f(variables, images)`` -> logits at the size of ``images`` (whole or slide)."""
+  apply_fn = lambda v, x: model.apply(v, x)
+  if test_cfg.mode == 'slide':
+    crop, stride = tuple(test_cfg.crop_size), tuple(test_cfg.stride)
+    return lambda v, x: slide_logits(apply_fn, v, x, crop, stride)
+  if test_cfg.mode == 'whole':
+    return apply_fn
+  raise ValueError(f"test.mode={test_cfg.mode!r}; valid: 'whole', 'slide'")
+
+
+def make_tta_fn(model, test_cfg, align_corners: bool, flip: bool = True):
+  """``probs(variables, images, out_size)`` -> mean softmax probabilities (N, *out_size, C).
+
+  One scale of MMSeg's ``SegTTAModel``: ``images`` (network inputs at that scale) and,
+  with ``flip``, their horizontal mirror go through the network as one batch; each
+  view's logits are flipped back, resized to ``out_size`` (``postprocess_result``),
+  turned into probabilities (softmax over classes) and averaged over the views.
+  """
+  network = _network_logits(model, test_cfg)
+
+  @functools.partial(jax.jit, static_argnums=2)
+  def probs(variables, images, out_size: Tuple[int, int]):
+    n = images.shape[0]
+    x = jnp.concatenate([images, images[:, :, ::-1]], axis=0) if flip else images
+    logits = network(variables, x)
+    if flip:
+      logits = jnp.concatenate([logits[:n], logits[n:, :, ::-1]], axis=0)
+    p = jax.nn.softmax(resize(logits, out_size, align_corners=align_corners), axis=-1)
+    return (p[:n] + p[n:]) / 2 if flip else p
+
+  return probs
+
+
+def tta_scale(h: int, w: int, ratio: float) -> Tuple[int, int]:
+  """(h, w) of mmcv's ``Resize(scale_factor=ratio, keep_ratio=True)`` of an h x w image.
+
+  mmcv first scales the size, ``int(x * ratio + 0.5)``, then rescales the image to fit
+  that (w, h) bound keeping its aspect ratio (the second rounding can differ by a pixel).
+  """
+  bound, _ = rescale_size((w, h), float(ratio))
+  (new_w, new_h), _ = rescale_size((w, h), bound)
+  return new_h, new_w
+
+
+def tta_probs(tta_fn, variables, images_bgr: np.ndarray, data_cfg,
+              ratios: Sequence[float] = MS_RATIOS) -> jax.Array:
+  """Mean softmax probabilities (N, H, W, C) of MMSeg's multi-scale (+flip) TTA.
+
+  ``images_bgr``: uint8 BGR (N, H, W, 3) or (H, W, 3) of one size, as ``cv2.imread``
+  gives (MMSeg's ``tta_pipeline``: ``Resize(scale_factor=r, keep_ratio=True)`` of the
+  original image for each ``r``, bilinear with cv2, then ``RandomFlip`` prob 0 and 1).
+  ``tta_fn`` is :func:`make_tta_fn`'s; the views are averaged as ``SegTTAModel.merge_preds``
+  does, at the original size. Each scale compiles once per image size.
+  """
+  images_bgr = np.asarray(images_bgr)
+  if images_bgr.ndim == 3:
+    images_bgr = images_bgr[None]
+  h, w = images_bgr.shape[1:3]
+  normalize = Normalize(data_cfg['mean'], data_cfg['std'], to_rgb=True)
+  total = 0
+  for r in ratios:
+    new_h, new_w = tta_scale(h, w, r)
+    x = np.stack([normalize({'img': imresize(im, (new_w, new_h), 'bilinear')})['img']
+                  for im in images_bgr])
+    total = total + tta_fn(variables, jnp.asarray(x), (h, w))
+  return total / len(ratios)
 
 
 def output_align_corners(config) -> bool:

@@ -3,6 +3,8 @@
     python -m jseg.main --config=configs/pspnet.py:r18-d8_64x64_2k_synthetic --workdir=/tmp/psp
     python -m jseg.main --config=configs/pspnet.py:r50-d8_512x1024_80k_cityscapes \
         --mode=eval --checkpoint=pspnet.pth
+    python -m jseg.main --config=configs/pspnet.py:r50-d8_512x1024_80k_cityscapes \
+        --mode=predict --checkpoint=pspnet.pth --image=street.png --out=street_seg.png
 
 Any config value can be overridden: ``--config.train.iterations=1000``.
 """
@@ -11,9 +13,12 @@ from ml_collections import config_flags
 
 config_flags.DEFINE_config_file('config', None, 'config file[:variant]', lock_config=True)
 flags.DEFINE_string('workdir', None, 'directory for checkpoints, logs and pictures')
-flags.DEFINE_enum('mode', 'train', ['train', 'eval'], 'what to do')
-flags.DEFINE_string('checkpoint', None, '--mode=eval: orbax checkpoint directory or MMSeg .pth '
-                    '(default: the best checkpoint in --workdir)')
+flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'predict'], 'what to do')
+flags.DEFINE_string('checkpoint', None, '--mode=eval|predict: orbax checkpoint directory or '
+                    'MMSeg .pth (default: the best checkpoint in --workdir)')
+flags.DEFINE_string('image', None, '--mode=predict: the image to segment')
+flags.DEFINE_string('out', None, '--mode=predict: where to write the overlay (PNG)')
+flags.DEFINE_bool('tta', False, '--mode=predict: multi-scale + flip test-time augmentation')
 flags.DEFINE_bool('distributed', False, 'call jax.distributed.initialize() (multi-host launch)')
 flags.mark_flags_as_required(['config'])
 FLAGS = flags.FLAGS
@@ -48,6 +53,15 @@ def main(argv):
   from jseg import train
   from jseg.data import datasets
   config = FLAGS.config
+  if FLAGS.mode == 'predict':  # one image: needs no data set
+    from jseg import apis
+    if not (FLAGS.image and FLAGS.out and (FLAGS.checkpoint or FLAGS.workdir)):
+      raise app.UsageError('--mode=predict needs --image, --out and --checkpoint (or --workdir)')
+    seg = apis.init_segmentor(config, FLAGS.checkpoint or train.best_checkpoint(FLAGS.workdir))
+    label_map = apis.inference_segmentor(seg, FLAGS.image, tta=FLAGS.tta)
+    apis.show_result(FLAGS.image, label_map, out_file=FLAGS.out, config=config)
+    print(f'wrote {FLAGS.out}')
+    return
   ensure_data(config.data.dataset)
   if FLAGS.mode == 'train':
     if not FLAGS.workdir:
