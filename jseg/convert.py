@@ -114,6 +114,8 @@ def load_pth(path: str) -> dict:
 
 def main(argv):
   del argv
+  from absl import logging
+  logging.set_verbosity(logging.WARNING)  # orbax logs every file it writes at INFO
   from jseg import checkpoints, config as jconfig
   config = jconfig.load(FLAGS.config)
   variables = mmseg_to_jseg(load_pth(FLAGS.checkpoint), config)

@@ -1,0 +1,258 @@
+"""Writes docs/model_zoo.md: every config variant with MMSeg's published mIoU and weights.
+
+    python docs/make_model_zoo.py            # rewrites docs/model_zoo.md
+    python docs/make_model_zoo.py --check    # exit 1 if docs/model_zoo.md is out of date
+
+The numbers come from MMSegmentation's ``configs/*/metafile.yaml`` (the installed mmseg
+package's ``.mim/configs``, or ``--mmseg_configs=DIR``, e.g. an MMSeg checkout's ``configs``),
+matched by MMSeg 1.x config name. Reads the config files' ``VARIANTS`` lists only: no model is
+built and mmseg is not imported. ``tests/test_docs.py`` keeps the page up to date.
+"""
+import argparse
+import functools
+import glob
+import importlib.util
+import os
+import re
+import sys
+from typing import Dict, List, Optional, Tuple
+
+import yaml
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..'))
+OUT = os.path.join(ROOT, 'docs', 'model_zoo.md')
+
+# jseg config file -> title; the page lists methods in this order (any other file after them).
+TITLES = {
+    'fcn': 'FCN', 'pspnet': 'PSPNet', 'psanet': 'PSANet', 'deeplabv3': 'DeepLabV3',
+    'deeplabv3plus': 'DeepLabV3+', 'upernet': 'UPerNet', 'hrnet': 'HRNetV2 (FCN head)',
+    'gcnet': 'GCNet', 'nonlocal_net': 'NonLocal', 'ccnet': 'CCNet', 'danet': 'DANet',
+    'ann': 'ANN', 'ocrnet': 'OCRNet',
+}
+# MMSeg 1.x names the global batch as GPUs x images per GPU.
+BATCH = {'cityscapes': '4xb2', 'ade20k': '4xb4', 'voc12aug': '4xb4'}
+# jseg config file -> (MMSeg config folder, MMSeg config name prefix), where they differ.
+MMSEG_NAMES = {'hrnet': ('hrnet', 'fcn'), 'nonlocal_net': ('nonlocal_net', 'nonlocal')}
+DATASET_NAMES = {'cityscapes': 'Cityscapes', 'ade20k': 'ADE20K', 'voc12aug': 'VOC 2012 aug'}
+SKIPPED_DATASETS = ('synthetic',)
+
+
+def default_mmseg_configs() -> Optional[str]:
+  """The installed mmseg package's ``.mim/configs`` (found without importing mmseg)."""
+  spec = importlib.util.find_spec('mmseg')
+  if spec is None or not spec.submodule_search_locations:
+    return None
+  path = os.path.join(list(spec.submodule_search_locations)[0], '.mim', 'configs')
+  return path if os.path.isdir(path) else None
+
+
+def mmseg_config(method: str, variant: str) -> str:
+  """``FOLDER/NAME.py`` of MMSeg 1.x's config for jseg's ``configs/METHOD.py:VARIANT``.
+
+  ``BACKBONE_CROP_SCHEDULE_DATASET`` -> ``PREFIX_BACKBONE_BATCH-SCHEDULE_DATASET-CROP``; a
+  variant naming its global batch (``..._b16_cityscapes``) gets ``8xb2`` for it.
+  """
+  parts = variant.split('_')
+  backbone, crop, sched, dataset = parts[:3] + parts[-1:]
+  batch = BATCH[dataset]
+  if len(parts) == 5:
+    per_gpu = int(batch.split('xb')[1])
+    batch = f'{int(parts[3][1:]) // per_gpu}xb{per_gpu}'
+  folder, prefix = MMSEG_NAMES.get(method, (method, method))
+  return f'{folder}/{prefix}_{backbone}_{batch}-{sched}_{dataset}-{crop}.py'
+
+
+def config_variants() -> Dict[str, List[str]]:
+  """``{method: VARIANTS}`` of every ``configs/*.py``, in TITLES' order."""
+  if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)  # the config files import jseg.config
+  found = {}
+  for path in sorted(glob.glob(os.path.join(ROOT, 'configs', '*.py'))):
+    method = os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(f'jseg_zoo_config_{method}', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    found[method] = list(module.VARIANTS)
+  order = [m for m in TITLES if m in found] + sorted(set(found) - set(TITLES))
+  return {m: found[m] for m in order}
+
+
+_WEIGHTS_SUFFIX = re.compile(r'_\d{8}_\d{6}(-[0-9a-f]+)?\.pth$')
+
+
+def weights_stem(url: str) -> str:
+  """The config name a weights file was trained with: its name less ``_DATE_TIME-HASH.pth``."""
+  return _WEIGHTS_SUFFIX.sub('', os.path.basename(url))
+
+
+@functools.lru_cache(maxsize=4)
+def published(mmseg_configs: str, folders: Tuple[str, ...]) -> Dict[str, dict]:
+  """The entries (with weights) of ``folders``' metafiles, by the stem of the weights' name."""
+  entries = {}
+  for folder in folders:
+    path = os.path.join(mmseg_configs, folder, 'metafile.yaml')
+    if not os.path.isfile(path):
+      continue
+    with open(path) as f:
+      for model in yaml.load(f, Loader=getattr(yaml, 'CSafeLoader', yaml.SafeLoader)).get(
+          'Models', []):
+        if model.get('Weights'):
+          entries.setdefault(weights_stem(model['Weights']), model)
+  return entries
+
+
+def lookup(method: str, variant: str, mm_config: str, entries: Dict[str, dict]):
+  """(metafile entry or None, the config the metafile files it under) of a variant.
+
+  Matched by the weights' name, which is the v0.x config name (or, for newer checkpoints, the
+  1.x one), not by the entry's ``Config``: MMSeg 1.2.2's metafile files a few results under
+  another schedule's config (OCRNet HRNet ADE20K 160k under the 80k config, DeepLabV3+ R-101
+  ADE20K 80k under the 160k one).
+  """
+  prefix = MMSEG_NAMES.get(method, (method, method))[1]
+  for stem in (f'{prefix}_{variant}', os.path.basename(mm_config)[:-3]):
+    if stem in entries:
+      return entries[stem], '/'.join(entries[stem]['Config'].split('/')[-2:])
+  return None, None
+
+
+def _metric(metrics: dict, key: str) -> str:
+  value = metrics.get(key)
+  return '—' if value is None else f'{float(value):.2f}'
+
+
+def rows(mmseg_configs: str) -> List[dict]:
+  """One row per (non-synthetic) config variant."""
+  variants_of = config_variants()
+  folders = tuple(MMSEG_NAMES.get(m, (m, m))[0] for m in variants_of)
+  entries = published(mmseg_configs, folders)
+  out = []
+  for method, variants in variants_of.items():
+    for variant in variants:
+      parts = variant.split('_')
+      if parts[-1] in SKIPPED_DATASETS:
+        continue
+      mm_config = mmseg_config(method, variant)
+      if not os.path.isfile(os.path.join(mmseg_configs, mm_config)):
+        raise SystemExit(f'error: configs/{method}.py:{variant} maps to MMSeg config '
+                         f'{mm_config}, which does not exist in {mmseg_configs}')
+      entry, filed_under = lookup(method, variant, mm_config, entries)
+      row = dict(method=method, variant=variant, backbone=parts[0], crop=parts[1],
+                 schedule=parts[2], dataset=parts[-1], mmseg_config=mm_config,
+                 batch=parts[3] if len(parts) == 5 else None, miou=None, miou_ms=None,
+                 weights=None,
+                 filed_under=filed_under if filed_under != mm_config else None)
+      if entry is not None:
+        metrics = entry['Results']['Metrics']
+        row.update(miou=_metric(metrics, 'mIoU'), miou_ms=_metric(metrics, 'mIoU(ms+flip)'),
+                   weights=entry.get('Weights'))
+      out.append(row)
+  return out
+
+
+def import_command(row: dict) -> str:
+  pth = os.path.basename(row['weights'])
+  name = f'{row["method"]}_{row["variant"]}'
+  return (f'python -m jseg.convert --config=configs/{row["method"]}.py:{row["variant"]} '
+          f'--checkpoint={pth} --out={name}')
+
+
+def render(mmseg_configs: str) -> str:
+  table = rows(mmseg_configs)
+  n_pub = sum(r['weights'] is not None for r in table)
+  lines = [
+      '# Model zoo',
+      '',
+      '<!-- Generated by docs/make_model_zoo.py from MMSegmentation 1.2.2\'s metafile.yaml '
+      'files: do not edit; run `python docs/make_model_zoo.py`. -->',
+      '',
+      f'Every jseg config variant of MMSegmentation\'s zoo ({len(table)} variants, {n_pub} with '
+      'published weights), with the mIoU that MMSeg publishes for its checkpoint (single-scale '
+      'and multi-scale + flip, on the val split) and the command that imports the checkpoint. '
+      'An imported checkpoint gives MMSeg\'s logits in jseg (tested to 1e-4 relative in fp32), '
+      'so `python -m jseg.main --config=... --mode=eval --checkpoint=DIR_OR_PTH` reproduces '
+      'these numbers on the prepared data set (see [getting_started.md](getting_started.md)).',
+      '',
+      '- **jseg config**: `configs/METHOD.py:BACKBONE_CROP_SCHEDULE_DATASET`, MMSeg v0.x\'s '
+      'config name without the method prefix; the MMSeg 1.x config is the one of the same '
+      'name in MMSeg\'s `configs/` (`4xb2` = global batch 8 on Cityscapes, `4xb4` = 16 on '
+      'ADE20K and VOC; OCRNet R-101\'s `b8` / `b16` are `4xb2` / `8xb2`).',
+      '- **Weights**: the checkpoint file MMSeg publishes (its name in the metafile\'s '
+      '`Weights` URL). Download it yourself, then run the import command: it writes an orbax '
+      'checkpoint directory (`jseg.checkpoints.restore_variables(DIR)` reads it). Reading '
+      '`.pth` files needs torch (`pip install -e \'.[convert]\'`).',
+      '- *not published*: MMSeg 1.2.2 has the config but no result or weights for it; jseg '
+      'trains it from scratch like any other variant.',
+      '- Every backbone also has a `_64x64_2k_synthetic` variant (jseg\'s procedural quick-start '
+      'data set, not in MMSeg\'s zoo), e.g. `configs/fcn.py:r18w16-d8_64x64_2k_synthetic`.',
+      '',
+  ]
+  methods = list(dict.fromkeys(r['method'] for r in table))
+  lines.append('Methods: ' + ', '.join(
+      f'[{TITLES.get(m, m)}](#{_anchor(TITLES.get(m, m))})' for m in methods) + '.')
+  for method in methods:
+    title = TITLES.get(method, method)
+    method_rows = [r for r in table if r['method'] == method]
+    lines += ['', f'## {title}', '', f'`configs/{method}.py`', '',
+              '| backbone | data set | crop | schedule | mIoU | mIoU (ms+flip) | jseg config '
+              '| MMSeg 1.x config | weights |',
+              '| --- | --- | --- | --- | ---: | ---: | --- | --- | --- |']
+    notes = []
+    for r in method_rows:
+      crop = r['crop'] + (f' ({r["batch"]})' if r['batch'] else '')
+      if r['weights']:
+        weights = f'[{os.path.basename(r["weights"])}]({r["weights"]})'
+        miou, miou_ms = r['miou'], r['miou_ms']
+        if r['filed_under']:
+          miou += ' †'
+          notes.append(f'† `{r["variant"]}`: MMSeg 1.2.2\'s metafile files this result under '
+                       f'`{os.path.basename(r["filed_under"])[:-3]}`; the weights\' name says '
+                       'which schedule they are.')
+      else:
+        weights, miou, miou_ms = '*not published*', '—', '—'
+      lines.append(f'| {r["backbone"]} | {DATASET_NAMES.get(r["dataset"], r["dataset"])} '
+                   f'| {crop} | {r["schedule"]} | {miou} | {miou_ms} '
+                   f'| `configs/{method}.py:{r["variant"]}` '
+                   f'| `{os.path.basename(r["mmseg_config"])[:-3]}` | {weights} |')
+    if notes:
+      for note in notes:
+        lines += ['', note]
+    commands = [import_command(r) for r in method_rows if r['weights']]
+    if commands:
+      lines += ['', 'Import:', '', '```bash', *commands, '```']
+  return '\n'.join(lines) + '\n'
+
+
+def _anchor(title: str) -> str:
+  """GitHub's heading anchor."""
+  keep = ''.join(ch for ch in title.lower() if ch.isalnum() or ch in ' -_')
+  return keep.replace(' ', '-')
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--mmseg_configs', default=None,
+                      help="MMSeg's configs folder (default: the installed mmseg's .mim/configs)")
+  parser.add_argument('--out', default=OUT, help='page to write (default: docs/model_zoo.md)')
+  parser.add_argument('--check', action='store_true',
+                      help='write nothing; exit 1 if the page is out of date')
+  args = parser.parse_args(argv)
+  mmseg_configs = args.mmseg_configs or default_mmseg_configs()
+  if not mmseg_configs:
+    parser.error('mmsegmentation is not installed: pip install mmsegmentation==1.2.2, '
+                 'or pass --mmseg_configs=DIR')
+  text = render(mmseg_configs)
+  if args.check:
+    current = open(args.out).read() if os.path.exists(args.out) else ''
+    if current != text:
+      print(f'{args.out} is out of date: run python docs/make_model_zoo.py', file=sys.stderr)
+      return 1
+    return 0
+  with open(args.out, 'w') as f:
+    f.write(text)
+  print(f'wrote {args.out} ({text.count(chr(10))} lines)')
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
