@@ -4,7 +4,7 @@ The FCNHead (loss weight 0.4) predicts soft object regions from which the OCRHea
 (weight 1.0) gathers class centres. HRNetV2 variants use HRNet's FCN head and
 schedules; the ResNet-101 ones (Cityscapes only) name their global batch as v0.x
 did: ``r101-d8_512x1024_40k_b8_cityscapes`` (MMSeg 1.x ``4xb2``),
-``..._b16_...`` (``8xb2``, lr 0.02, min lr 2e-4).
+``..._b16_...`` (``8xb2``, lr 0.02, min lr 2e-4; the 80k one decays over 40k only).
 """
 import ml_collections
 
@@ -29,6 +29,7 @@ def get_config(arg=None):
     c.train.batch_size = int(batch[1:])
     if c.train.batch_size == 16:
       c.train.lr, c.train.min_lr = 0.02, 2e-4
+      c.train.schedule_end = 40000  # MMSeg's 80k b16 recipe ends its poly decay at 40k
     c4, ch, c3, aux_ch = jc.resnet_widths(c.model.backbone)
     fcn = jc.head(c, 'FCNHead', in_channels=c3, in_index=2, channels=aux_ch, num_convs=1,
                   concat_input=False, dropout_ratio=0.1)

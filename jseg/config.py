@@ -125,6 +125,8 @@ def recipe(method: str, arg, valid) -> ml_collections.ConfigDict:
                  weight_decay=5e-4, poly_power=0.9, min_lr=1e-4,
                  eval_interval=iters // 10, checkpoint_interval=iters // 10,
                  log_interval=50, keep_checkpoints=3)
+  # Where the poly decay ends; None: at ``iterations`` (also when that is overridden).
+  c.train.schedule_end = None
   return c
 
 

@@ -30,9 +30,10 @@ class TrainState(flax.struct.PyTreeNode):
 
 
 def lr_schedule(train_cfg):
-  """MMSeg's PolyLR per iteration: (lr - min_lr) * (1 - it / iters) ** power + min_lr."""
+  """MMSeg's (mmengine's) PolyLR per iteration: (lr - min_lr) * (1 - it / (end - 1)) ** power
+  + min_lr, reaching min_lr at iteration ``schedule_end - 1`` (normally the last one)."""
   poly = optax.polynomial_schedule(train_cfg.lr - train_cfg.min_lr, 0.0, train_cfg.poly_power,
-                                   train_cfg.iterations)
+                                   max((train_cfg.schedule_end or train_cfg.iterations) - 1, 1))
   return lambda step: poly(step) + train_cfg.min_lr
 
 

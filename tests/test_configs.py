@@ -87,6 +87,7 @@ def test_config_equals_mmseg(method, variant):
                                                                  opt.weight_decay)
   sched = mm.param_scheduler[0]
   assert (c.train.poly_power, c.train.min_lr) == (sched.power, sched.eta_min)
+  assert (sched.begin, sched.end) == (0, c.train.schedule_end or c.train.iterations)
   assert tuple(c.data.crop_size) == tuple(mm.crop_size)
   assert tuple(c.data.mean) == tuple(mm.model.data_preprocessor.mean)
   assert tuple(c.data.std) == tuple(mm.model.data_preprocessor.std)

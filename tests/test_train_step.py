@@ -95,3 +95,20 @@ def test_two_processes_of_two_devices_equal_one_process_of_four(tmp_path):
     output, _ = p.communicate(timeout=600)
     assert p.returncode == 0, output
   _assert_same(tmp_path / 'multi.npz', tmp_path / 'single.npz')
+
+
+@pytest.mark.parametrize('iterations,end', [(100, 100), (80, 40)])
+def test_lr_schedule_equals_mmengine_poly_lr(iterations, end):
+  from mmengine.optim.scheduler import PolyLR
+  import ml_collections
+  cfg = ml_collections.ConfigDict(dict(lr=0.02, min_lr=2e-4, poly_power=0.9,
+                                       iterations=iterations, schedule_end=end))
+  opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr)
+  sched = PolyLR(opt, eta_min=cfg.min_lr, power=cfg.poly_power, begin=0, end=end, by_epoch=False)
+  want = []
+  for _ in range(iterations):
+    want.append(opt.param_groups[0]['lr'])
+    opt.step()
+    sched.step()
+  got = [float(train.lr_schedule(cfg)(i)) for i in range(iterations)]
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-9)
