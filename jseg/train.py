@@ -32,15 +32,27 @@ class TrainState(flax.struct.PyTreeNode):
 def lr_schedule(train_cfg):
   """MMSeg's (mmengine's) PolyLR per iteration: (lr - min_lr) * (1 - it / (end - 1)) ** power
   + min_lr, reaching min_lr at iteration ``schedule_end - 1`` (normally the last one)."""
-  poly = optax.polynomial_schedule(train_cfg.lr - train_cfg.min_lr, 0.0, train_cfg.poly_power,
-                                   max((train_cfg.schedule_end or train_cfg.iterations) - 1, 1))
-  return lambda step: poly(step) + train_cfg.min_lr
+  end = max((train_cfg.schedule_end or train_cfg.iterations) - 1, 1)
+  lr, min_lr, power = train_cfg.lr, train_cfg.min_lr, train_cfg.poly_power
+
+  def schedule(step):
+    frac = jnp.clip(1.0 - step / end, 0.0, 1.0)
+    # Not optax.polynomial_schedule: jitted on XLA:CPU, 0.0 ** 0.9 is NaN there, which made
+    # the last update of every run NaN.
+    return (lr - min_lr) * jnp.where(frac > 0, frac, 1.0) ** power * (frac > 0) + min_lr
+
+  return schedule
 
 
 def make_optimizer(train_cfg) -> optax.GradientTransformation:
-  """torch SGD: weight decay added to every gradient (BN and biases too), then momentum."""
-  return optax.chain(optax.add_decayed_weights(train_cfg.weight_decay),
-                     optax.sgd(lr_schedule(train_cfg), momentum=train_cfg.momentum))
+  """``sgd``: torch SGD as MMSeg's recipes use it, weight decay added to every gradient (BN and
+  biases too), then momentum. ``adamw``: decoupled weight decay (the synthetic recipe)."""
+  if train_cfg.optimizer == 'sgd':
+    return optax.chain(optax.add_decayed_weights(train_cfg.weight_decay),
+                       optax.sgd(lr_schedule(train_cfg), momentum=train_cfg.momentum))
+  if train_cfg.optimizer == 'adamw':
+    return optax.adamw(lr_schedule(train_cfg), weight_decay=train_cfg.weight_decay)
+  raise ValueError(f"train.optimizer={train_cfg.optimizer!r}; valid: 'sgd', 'adamw'")
 
 
 def make_mesh(devices=None) -> Mesh:

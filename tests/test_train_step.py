@@ -15,23 +15,23 @@ import mmseg_ref as ref
 from jseg import train
 from jseg.convert import mmseg_to_jseg
 from jseg.models import build_segmentor
-from test_parity_classic import _data_samples, _labels, pair
+from parity import FCN_R18, data_samples, random_labels, pair
 
 HERE = os.path.dirname(__file__)
 ROOT = os.path.join(HERE, '..')
 
 
 def test_one_sgd_step_equals_mmseg_with_torch_sgd():
-  config, mm = pair('fcn', 'r18-d8_512x1024_80k_cityscapes', seed=5, dropout=0.0)
+  config, mm = pair(*FCN_R18, seed=5, dropout=0.0)
   mm.train()
   before = mmseg_to_jseg(mm.state_dict(), config)
   rng = np.random.default_rng(7)
   x = rng.standard_normal((2, 65, 81, 3)).astype(np.float32)
-  labels = _labels(rng, 2, 65, 81, 19)
+  labels = random_labels(rng, 2, 65, 81, 19)
   tc = config.train
   opt = torch.optim.SGD(mm.parameters(), lr=tc.lr, momentum=tc.momentum,
                         weight_decay=tc.weight_decay)
-  loss, _ = mm.parse_losses(mm.loss(ref.nchw(x), _data_samples(labels)))
+  loss, _ = mm.parse_losses(mm.loss(ref.nchw(x), data_samples(labels)))
   loss.backward()
   opt.step()
   want = mmseg_to_jseg(mm.state_dict(), config)
@@ -45,9 +45,7 @@ def test_one_sgd_step_equals_mmseg_with_torch_sgd():
   state, scalars = step(state, jnp.asarray(x), jnp.asarray(labels), jax.random.key(0))
   assert abs(float(scalars['loss']) - float(loss)) <= 1e-4 * float(loss)
 
-  def rel(a, b):
-    return float(np.abs(np.asarray(a) - np.asarray(b)).max() / np.abs(np.asarray(b)).max())
-
+  rel = ref.rel_err
   params = jax.tree_util.tree_leaves(jax.tree_util.tree_map(rel, state.params, want['params']))
   assert max(params) <= 1e-4
   # The updates themselves (new - old) agree too, so this is not only "both barely moved".
@@ -112,3 +110,6 @@ def test_lr_schedule_equals_mmengine_poly_lr(iterations, end):
     sched.step()
   got = [float(train.lr_schedule(cfg)(i)) for i in range(iterations)]
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-9)
+  jitted = jax.jit(train.lr_schedule(cfg))  # XLA:CPU's jitted 0 ** 0.9 is NaN
+  np.testing.assert_allclose([float(jitted(i)) for i in range(iterations + 3)],
+                             want + [want[-1]] * 3, rtol=1e-5, atol=1e-9)
