@@ -45,6 +45,7 @@ def test_restart_continues_exactly(data_dir, tmp_path, monkeypatch, capsys):
   resumed = train.train_and_evaluate(_config(), str(tmp_path / 'b'))
   assert 'resumed from' in capsys.readouterr().out
   a, b = _params(tmp_path / 'a'), _params(tmp_path / 'b')
+  assert all(np.all(np.isfinite(x)) for x in jax.tree_util.tree_leaves(a))  # last step too
   jax.tree_util.tree_map(np.testing.assert_array_equal, a, b)
   np.testing.assert_equal(straight, resumed)  # same evaluation of the same weights (NaN too)
   assert {'mIoU', 'mAcc', 'aAcc'} <= set(straight)
