@@ -13,13 +13,22 @@ from ml_collections import config_flags
 
 config_flags.DEFINE_config_file('config', None, 'config file[:variant]', lock_config=True)
 flags.DEFINE_string('workdir', None, 'directory for checkpoints, logs and pictures')
-flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'predict'], 'what to do')
+flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'predict', 'benchmark'], 'what to do')
 flags.DEFINE_string('checkpoint', None, '--mode=eval|predict: orbax checkpoint directory or '
                     'MMSeg .pth (default: the best checkpoint in --workdir)')
 flags.DEFINE_string('image', None, '--mode=predict: the image to segment')
 flags.DEFINE_string('out', None, '--mode=predict: where to write the overlay (PNG)')
 flags.DEFINE_bool('tta', False, '--mode=predict: multi-scale + flip test-time augmentation')
 flags.DEFINE_bool('distributed', False, 'call jax.distributed.initialize() (multi-host launch)')
+flags.DEFINE_integer('benchmark_images', 200, '--mode=benchmark: images timed at batch 1, '
+                     'the first 5 not counted (MMSeg: 200)')
+flags.DEFINE_string('benchmark_size', None, '--mode=benchmark: original image size HxW '
+                    '(default: the data set\'s usual one, e.g. 1024x2048 for Cityscapes)')
+flags.DEFINE_bool('benchmark_train', False, '--mode=benchmark: also time the train step')
+flags.DEFINE_integer('benchmark_train_batch', None, '--mode=benchmark: global batch of the '
+                     'timed train step (default: the config\'s; smaller for small machines)')
+flags.DEFINE_integer('benchmark_train_steps', 20, '--mode=benchmark: timed train steps')
+flags.DEFINE_string('benchmark_json', None, '--mode=benchmark: also write the results here')
 flags.mark_flags_as_required(['config'])
 FLAGS = flags.FLAGS
 
@@ -53,6 +62,14 @@ def main(argv):
   from jseg import train
   from jseg.data import datasets
   config = FLAGS.config
+  if FLAGS.mode == 'benchmark':  # random inputs: needs no data set
+    from jseg import benchmark
+    benchmark.run(config, load_variables(config, FLAGS.checkpoint) if FLAGS.checkpoint else None,
+                  num_images=FLAGS.benchmark_images,
+                  original_size=FLAGS.benchmark_size and benchmark.parse_size(FLAGS.benchmark_size),
+                  train=FLAGS.benchmark_train, train_batch=FLAGS.benchmark_train_batch,
+                  train_steps=FLAGS.benchmark_train_steps, json_path=FLAGS.benchmark_json)
+    return
   if FLAGS.mode == 'predict':  # one image: needs no data set
     from jseg import apis
     if not (FLAGS.image and FLAGS.out and (FLAGS.checkpoint or FLAGS.workdir)):

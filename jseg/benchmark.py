@@ -1,0 +1,274 @@
+"""Inference speed, memory and FLOPs, and training throughput of one config.
+
+Inference follows MMSeg's ``tools/analysis_tools/benchmark.py``: batch 1, ``num_images``
+images (200), the first 5 not timed; each image is timed from its normalized input on the
+device to its label map at the original image size: network forward, resize of the logits
+to the original size, argmax (MMSeg's ``model(..., mode='predict')``), with
+``jax.block_until_ready`` per image. Data loading is not timed (MMSeg starts its clock after
+the data preprocessor has put the batch on the GPU), so the inputs are random normalized
+images of the config's test input size: the dataset's typical original size
+(``ORIGINAL_SIZE``, 1024x2048 for Cityscapes) resized with keep-ratio into
+``data.img_scale``, as the test pipeline does.
+
+FLOPs are XLA's cost analysis of the compiled forward (``jit(...).lower(...).compile()
+.cost_analysis()``); XLA counts a multiply-add as 2 FLOPs, where MMSeg's ``get_flops``
+(fvcore / mmcv) counts it as 1. Peak device memory comes from ``device.memory_stats()``
+where the backend keeps it (GPU, TPU; the CPU does not: 'n/a'); XLA's static estimate of the
+compiled executable (arguments + outputs + temporaries) is given on every backend.
+
+Training throughput: images per second of the jitted, sharded ``train_step`` of
+:mod:`jseg.train` at the config's global batch and crop on random images and labels
+(``train_batch`` scales the batch down for small machines).
+
+    python -m jseg.main --mode=benchmark --config=configs/pspnet.py:r50-d8_512x1024_80k_cityscapes \
+        --benchmark_train --benchmark_json=/tmp/pspnet.json
+"""
+import json
+import os
+import time
+from typing import Callable, Optional, Sequence, Tuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jseg import train as jtrain
+from jseg.inference import make_predict_fn, output_align_corners
+from jseg.models import build_segmentor
+
+# A typical original image (h, w) of each data set: MMSeg's benchmark runs over the val set;
+# Cityscapes' images are all 1024x2048, ADE20K's and VOC's vary (these are common sizes).
+ORIGINAL_SIZE = {'cityscapes': (1024, 2048), 'ade20k': (512, 683), 'voc12aug': (375, 500),
+                 'synthetic': (64, 64)}
+WARMUP = 5  # MMSeg's num_warmup
+
+
+def parse_size(spec: str) -> Tuple[int, int]:
+  """'HxW' -> (h, w)."""
+  try:
+    h, w = (int(v) for v in spec.lower().split('x'))
+  except ValueError:
+    raise ValueError(f'size {spec!r} is not HxW, e.g. 1024x2048') from None
+  return h, w
+
+
+def test_input_size(config, original_size: Optional[Sequence[int]] = None) -> Tuple[int, int]:
+  """(h, w) of the network input for an ``original_size`` image: keep-ratio resize into
+  ``data.img_scale`` (mmcv's ``rescale_size``, as the test pipeline)."""
+  from jseg.data.transforms import rescale_size
+  h, w = original_size or ORIGINAL_SIZE[config.data.dataset]
+  (nw, nh), _ = rescale_size((w, h), tuple(config.data.img_scale))
+  return nh, nw
+
+
+def random_variables(model, config, seed: int = 0):
+  """Random variables of ``model``'s shapes, O(1) activations (as tests/mmseg_ref.randomize):
+  weights N(0, 1 / fan_in), BN scales and variances U[0.5, 1.5), the rest N(0, 0.2^2).
+
+  Filled on the host: compiling ``model.init`` takes XLA:CPU longer than the benchmark.
+  """
+  image = jax.ShapeDtypeStruct((1, *config.data.crop_size, 3), jnp.float32)
+  shapes = jax.eval_shape(model.init, jax.random.key(0), image)
+  rng = np.random.default_rng(seed)
+
+  def fill(path, leaf):
+    name = getattr(path[-1], 'key', str(path[-1]))
+    shape = leaf.shape
+    if len(shape) >= 2:  # conv HWIO / dense (in, out) kernel
+      value = rng.standard_normal(shape) * np.sqrt(1.0 / np.prod(shape[:-1]))
+    elif name in ('var', 'scale'):
+      value = 0.5 + rng.random(shape)
+    else:
+      value = 0.2 * rng.standard_normal(shape)
+    return jnp.asarray(value, leaf.dtype)
+
+  return jax.tree_util.tree_map_with_path(fill, shapes)
+
+
+def cost(compiled) -> dict:
+  """XLA's cost analysis of a compiled executable (a dict; older jax: a list of dicts)."""
+  analysis = compiled.cost_analysis()
+  if isinstance(analysis, (list, tuple)):
+    analysis = analysis[0] if analysis else {}
+  return dict(analysis or {})
+
+
+def flops(jitted, *args) -> float:
+  """FLOPs (multiply-add = 2) of ``jitted(*args)`` from XLA's cost analysis of the compiled
+  executable; the unoptimized HLO's analysis where the backend gives none."""
+  value = cost(jitted.lower(*args).compile()).get('flops', 0.0)
+  if value <= 0:
+    analysis = jitted.lower(*args).cost_analysis()
+    if isinstance(analysis, (list, tuple)):
+      analysis = analysis[0] if analysis else {}
+    value = (analysis or {}).get('flops', 0.0)
+  return float(value)
+
+
+def compiled_memory(compiled) -> Optional[int]:
+  """XLA's estimate of an executable's device memory: arguments + outputs + temporaries."""
+  try:
+    m = compiled.memory_analysis()
+  except Exception:  # pylint: disable=broad-except
+    return None
+  if m is None:
+    return None
+  return int(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes
+             - m.alias_size_in_bytes)
+
+
+def peak_memory(device=None) -> Optional[int]:
+  """Peak bytes in use on ``device`` since the process started; None where the backend
+  keeps no statistics (CPU)."""
+  device = device or jax.local_devices()[0]
+  try:
+    stats = device.memory_stats()
+  except Exception:  # pylint: disable=broad-except
+    return None
+  if not stats:
+    return None
+  peak = stats.get('peak_bytes_in_use', stats.get('bytes_in_use'))
+  return int(peak) if peak is not None else None
+
+
+def device_description(device=None) -> str:
+  device = device or jax.local_devices()[0]
+  return f'{jax.device_count()} x {device.platform} ({device.device_kind})'
+
+
+def time_calls(fn: Callable[[int], object], num: int, warmup: int = WARMUP,
+               log: Optional[Callable[[int, float], None]] = None,
+               log_interval: int = 50) -> np.ndarray:
+  """Seconds of ``fn(i)`` for i in [0, num), each until its outputs are ready; the
+  first ``warmup`` calls are run but not returned."""
+  times = []
+  for i in range(num):
+    start = time.perf_counter()
+    jax.block_until_ready(fn(i))
+    elapsed = time.perf_counter() - start
+    if i >= warmup:
+      times.append(elapsed)
+      if log and (i + 1) % log_interval == 0:
+        log(i + 1, len(times) / sum(times))
+  return np.asarray(times)
+
+
+def inference_benchmark(config, variables=None, num_images: int = 200, warmup: int = WARMUP,
+                        original_size: Optional[Sequence[int]] = None, seed: int = 0,
+                        log: Optional[Callable[[str], None]] = print) -> dict:
+  """MMSeg's benchmark protocol on random inputs; see the module docstring.
+
+  Returns ``fps``, ``ms_per_img``, ``gflops`` (network forward at the input size),
+  ``gflops_per_img`` (everything timed), ``peak_memory_bytes`` (None where the backend keeps
+  no statistics) and ``compiled_memory_bytes``.
+  """
+  if num_images <= warmup:
+    raise ValueError(f'num_images={num_images} must exceed the {warmup} warm-up images')
+  device = jax.local_devices()[0]
+  model = build_segmentor(config)
+  if variables is None:
+    variables = random_variables(model, config, seed)
+  variables = jax.device_put(variables, device)
+  out_size = tuple(original_size or ORIGINAL_SIZE[config.data.dataset])
+  in_size = test_input_size(config, out_size)
+  predict = make_predict_fn(model, config.test, output_align_corners(config))
+  segment = jax.jit(lambda v, x: jnp.argmax(predict(v, x, out_size), axis=-1))
+  forward = jax.jit(lambda v, x: model.apply(v, x))
+  keys = jax.random.split(jax.random.key(seed + 1), 2)
+  images = [jax.device_put(jax.random.normal(k, (1, *in_size, 3), jnp.float32), device)
+            for k in keys]  # two inputs in turn, so no call sees the previous one's input
+  compiled = segment.lower(variables, images[0]).compile()
+  times = time_calls(lambda i: compiled(variables, images[i % 2]), num_images, warmup,
+                     log and (lambda i, fps: log(f'Done image [{i:<3}/ {num_images}], '
+                                                 f'fps: {fps:.2f} img / s')))
+  fps = len(times) / times.sum()
+  return dict(input_size=list(in_size), output_size=list(out_size), num_images=num_images,
+              warmup=warmup, fps=fps, ms_per_img=1e3 / fps,
+              ms_per_img_median=1e3 * float(np.median(times)),
+              gflops=flops(forward, variables, images[0]) / 1e9,
+              gflops_per_img=cost(compiled).get('flops', 0.0) / 1e9,
+              peak_memory_bytes=peak_memory(device),
+              compiled_memory_bytes=compiled_memory(compiled))
+
+
+def train_benchmark(config, batch_size: Optional[int] = None, steps: int = 20,
+                    warmup: int = 3, seed: int = 0) -> dict:
+  """Images per second of the jitted train_step at ``batch_size`` (default: the config's
+  global batch) and the config's crop, on random images and labels."""
+  batch_size = batch_size or config.train.batch_size
+  if batch_size % jax.device_count():
+    raise ValueError(f'batch {batch_size} is not divisible by the {jax.device_count()} devices')
+  mesh = jtrain.make_mesh()
+  model = build_segmentor(config)
+  tx = jtrain.make_optimizer(config.train)
+  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  variables = random_variables(model, config, seed)
+  state = jtrain.TrainState(step=jnp.zeros((), jnp.int32), params=variables['params'],
+                            batch_stats=variables['batch_stats'],
+                            opt_state=jax.jit(tx.init)(variables['params']))
+  sharding = jax.tree_util.tree_map(lambda _: replicated, state)
+  state = jax.device_put(state, sharding)
+  step_fn = jtrain.jit_train_step(jtrain.make_train_step(model, tx, config.model), mesh, sharding)
+  local = batch_size // jax.process_count()
+  rng = np.random.default_rng(seed + jax.process_index())
+  h, w = config.data.crop_size
+  images = rng.standard_normal((local, h, w, 3), np.float32)
+  labels = rng.integers(0, config.data.num_classes, (local, h, w)).astype(np.int32)
+  labels[rng.random(labels.shape) < 0.05] = config.data.ignore_index
+  images, labels = jtrain.global_batch(mesh, images, labels)
+  key = jax.random.key(seed + 2)
+  compiled = step_fn.lower(state, images, labels, key).compile()
+  holder = [state]
+
+  def step(_):
+    holder[0], scalars = compiled(holder[0], images, labels, key)
+    return scalars
+
+  times = time_calls(step, warmup + steps, warmup)
+  per_iter = float(times.sum() / len(times))
+  return dict(batch_size=batch_size, crop_size=[h, w], steps=steps, warmup=warmup,
+              img_per_s=batch_size / per_iter, ms_per_iter=1e3 * per_iter,
+              gflops_per_iter=cost(compiled).get('flops', 0.0) / 1e9,
+              peak_memory_bytes=peak_memory(), compiled_memory_bytes=compiled_memory(compiled))
+
+
+def _mib(n: Optional[int]) -> str:
+  return 'n/a' if n is None else f'{n / 2**20:.1f} MiB'
+
+
+def run(config, variables=None, *, num_images: int = 200, original_size=None,
+        train: bool = False, train_batch: Optional[int] = None, train_steps: int = 20,
+        json_path: Optional[str] = None, print_fn: Callable[[str], None] = print) -> dict:
+  """Inference benchmark (and training throughput with ``train``), printed and returned;
+  written as JSON to ``json_path`` if given. Only process 0 prints and writes."""
+  main = jax.process_index() == 0
+  out = print_fn if main else (lambda _: None)
+  result = dict(config=config.name, device=device_description(), backend=jax.default_backend(),
+                jax_version=jax.__version__, unit='img / s',
+                date=time.strftime('%Y-%m-%d %H:%M:%S'))
+  out(f'{config.name} on {result["device"]}, jax {jax.__version__}')
+  inf = inference_benchmark(config, variables, num_images, original_size=original_size, log=out)
+  result['inference'] = inf
+  (ih, iw), (oh, ow) = inf['input_size'], inf['output_size']
+  out(f'inference: batch 1, input {ih}x{iw}, output {oh}x{ow}, {num_images} images '
+      f'({inf["warmup"]} warm-up): {inf["fps"]:.2f} img / s, {inf["ms_per_img"]:.1f} ms / img '
+      f'(median {inf["ms_per_img_median"]:.1f})')
+  out(f'  FLOPs (XLA, multiply-add = 2): forward {inf["gflops"]:.2f} GFLOPs, '
+      f'with resize + argmax {inf["gflops_per_img"]:.2f} GFLOPs; achieved '
+      f'{inf["gflops_per_img"] * inf["fps"]:.1f} GFLOP/s')
+  out(f'  memory: peak device {_mib(inf["peak_memory_bytes"])}, '
+      f'XLA estimate {_mib(inf["compiled_memory_bytes"])}')
+  if train:
+    tr = train_benchmark(config, train_batch, train_steps)
+    result['train'] = tr
+    out(f'training: batch {tr["batch_size"]}, crop {tr["crop_size"][0]}x{tr["crop_size"][1]}, '
+        f'{tr["steps"]} steps: {tr["img_per_s"]:.2f} img / s, {tr["ms_per_iter"]:.1f} ms / iter, '
+        f'{tr["gflops_per_iter"]:.1f} GFLOPs / iter')
+    out(f'  memory: peak device {_mib(tr["peak_memory_bytes"])} (since the start), '
+        f'XLA estimate {_mib(tr["compiled_memory_bytes"])}')
+  if json_path and main:
+    os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
+    with open(json_path, 'w') as f:
+      json.dump(result, f, indent=2)
+    out(f'wrote {json_path}')
+  return result
