@@ -11,19 +11,9 @@ from jseg import train
 from jseg.data import datasets, prepare, transforms
 from jseg.main import load_variables
 from jseg.models import build_segmentor
+from parity import mmseg_fcn
 
 SPEC = 'configs/fcn.py:r18w16-d8_64x64_2k_synthetic'
-
-
-def _mmseg_fcn(config):
-  """MMSeg's FCN with the jseg config's widths and classes, random weights."""
-  cfg = ref.mmseg_config('fcn', 'r18-d8_512x1024_80k_cityscapes').model
-  bb = config.model.backbone
-  cfg.backbone.update(base_channels=bb.base_channels, stem_channels=bb.stem_channels)
-  for name in ('decode_head', 'auxiliary_head'):
-    for key in ('in_channels', 'channels', 'num_classes'):
-      cfg[name][key] = config.model[name][key]
-  return ref.randomize(ref.build_mmseg_model(cfg), seed=11).eval()
 
 
 def test_eval_of_imported_checkpoint_equals_mmseg_iou_metric(tmp_path, monkeypatch):
@@ -31,7 +21,7 @@ def test_eval_of_imported_checkpoint_equals_mmseg_iou_metric(tmp_path, monkeypat
   prepare.prepare('synthetic', data_dir=data_dir, num_samples={'train': 2, 'val': 6}, size=48)
   monkeypatch.setenv('JSEG_DATA', data_dir)
   config = jconfig.load(SPEC)
-  mm = _mmseg_fcn(config)
+  mm = mmseg_fcn(config, seed=11)
   torch.save({'meta': {}, 'state_dict': mm.state_dict()}, tmp_path / 'fcn.pth')
 
   got = train.evaluate(config, build_segmentor(config),

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import mmseg_ref as ref
+import parity
 from jseg import apis, checkpoints, inference
 from jseg import config as jconfig
 from jseg.convert import mmseg_to_jseg
@@ -40,16 +41,9 @@ def _with_test(config, mode, crop=None, stride=None, align_corners=None):
 def mmseg_fcn(config, seed=0):
   """MMSeg's FCN with the widths of a jseg config, random weights, its data preprocessor
   and test_cfg, and a ``cfg.test_pipeline`` for ``mmseg.apis.inference_model``."""
-  mm_cfg = ref.mmseg_config('fcn', 'r18-d8_512x1024_80k_cityscapes')
-  model_cfg = mm_cfg.model
-  model_cfg.backbone.update(base_channels=config.model.backbone.base_channels,
-                            stem_channels=config.model.backbone.stem_channels)
-  for mm_head, head in ((model_cfg.decode_head, config.model.decode_head),
-                        (model_cfg.auxiliary_head, config.model.auxiliary_head)):
-    mm_head.update(in_channels=head.in_channels, channels=head.channels,
-                   num_classes=head.num_classes, align_corners=head.align_corners)
-  mm = ref.randomize(ref.build_mmseg_model(model_cfg), seed).eval()
-  mm.data_preprocessor = MODELS.build(model_cfg.data_preprocessor)
+  mm = parity.mmseg_fcn(config, seed)
+  mm_cfg = ref.mmseg_config(*parity.FCN_R18)
+  mm.data_preprocessor = MODELS.build(mm_cfg.model.data_preprocessor)
   mm.test_cfg = ConfigDict(mode=config.test.mode, crop_size=tuple(config.test.crop_size),
                            stride=tuple(config.test.stride))
   mm.cfg = mm_cfg
@@ -108,7 +102,7 @@ def _sample(meta):
 def _mmseg_tta(mm, path, ratios):
   """MMSeg's TTA: the Cityscapes config's ``tta_pipeline`` (without LoadAnnotations) with
   ``ratios``, SegTTAModel.test_step; returns (mean softmax (H, W, C), merged labels)."""
-  load, tta = copy.deepcopy(ref.mmseg_config('fcn', 'r18-d8_512x1024_80k_cityscapes').tta_pipeline)
+  load, tta = copy.deepcopy(ref.mmseg_config(*parity.FCN_R18).tta_pipeline)
   assert [t.scale_factor for t in tta.transforms[0]] == list(inference.MS_RATIOS)
   tta.transforms = [[dict(type='Resize', scale_factor=r, keep_ratio=True) for r in ratios]] + [
       ts for ts in tta.transforms[1:] if ts[0].type != 'LoadAnnotations']

@@ -1,5 +1,4 @@
 """PSANet and CCNet equal MMSeg: PSAMask, the heads' options, eval logits and training losses."""
-import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,13 +6,12 @@ import pytest
 import torch
 
 import mmseg_ref as ref
+import parity
 from psamask_ref import psa_mask as ref_psa_mask
-from jseg.convert import mmseg_key, mmseg_to_jseg
-from jseg.models import build_segmentor, segmentor_loss
+from jseg.models import build_segmentor
 from jseg.models.heads import CCHead, PSAHead
 from jseg.models.heads.cc import CrissCrossAttention
 from jseg.models.heads.psa import psa_mask
-from test_parity_classic import _data_samples, _labels, pair
 
 # r50 and r101 of each method; 19 / 150 / 21 classes; align_corners False and True (769x769);
 # PSANet's mask (97, 97) and ADE20K's (66, 66).
@@ -28,7 +26,7 @@ CASES = [
 ]
 # Stride-8 features 13x17 (both odd: PSANet shrinks to 7x9 with align_corners=True),
 # 8x10 (even: 4x5, align_corners=False) and, for PSANet, 9x10 (mixed: floor to 4x5).
-SIZES = {'ccnet': [(97, 131), (64, 80)], 'psanet': [(97, 131), (64, 80), (72, 80)]}
+SIZES = {'ccnet': parity.SIZES, 'psanet': parity.SIZES + ((72, 80),)}
 
 
 @pytest.mark.parametrize('mask_size,feat', [((5, 5), (6, 8)), ((7, 9), (7, 9)),
@@ -41,23 +39,6 @@ def test_psa_mask_equals_mmcv_kernel(psa_type, mask_size, feat):
   want = ref.nhwc(ref_psa_mask(ref.nchw(x), 0 if psa_type == 'collect' else 1, mask_size))
   got = np.asarray(jax.jit(psa_mask, static_argnums=(1, 2))(jnp.asarray(x), psa_type, mask_size))
   np.testing.assert_array_equal(got, want)
-
-
-def _convert_module(jseg_module, mm_module, *args):
-  """jseg variables of a bare MMSeg head / module (its keys relative to it)."""
-  shapes = jax.eval_shape(lambda: jseg_module.init(jax.random.key(0), *args))
-  flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(shapes))
-  sd = {k: v.numpy() for k, v in mm_module.state_dict().items()
-        if not k.endswith('num_batches_tracked')}
-  out = {}
-  for path, leaf in flat.items():
-    value = sd.pop(mmseg_key(path))
-    if path[-1] == 'kernel':
-      value = value.transpose(2, 3, 1, 0)
-    assert value.shape == leaf.shape, path
-    out[path] = jnp.asarray(value)
-  assert not sd, f'unconverted: {sorted(sd)}'
-  return flax.traverse_util.unflatten_dict(out)
 
 
 HEAD_OPTIONS = [
@@ -86,7 +67,7 @@ def test_psa_head_options_equal_mmseg(psa_type, compact, shrink, norm, softmax, 
   kw.pop('in_channels')
   head = PSAHead(**kw)
   x = np.random.default_rng(1).standard_normal((2, *feat, 16)).astype(np.float32)
-  variables = _convert_module(head, mm, [jnp.asarray(x)])
+  variables = parity.module_variables(head, mm, [jnp.asarray(x)])
   with torch.no_grad():
     want = ref.nhwc(mm([ref.nchw(x)]))
   got = np.asarray(head.apply(variables, [jnp.asarray(x)]))
@@ -98,7 +79,7 @@ def test_criss_cross_attention_equals_mmcv(hw):
   mm = ref.randomize(ref.mmcv.ops.CrissCrossAttention(16), seed=2).eval()
   cca = CrissCrossAttention()
   x = np.random.default_rng(3).standard_normal((2, *hw, 16)).astype(np.float32)
-  variables = _convert_module(cca, mm, jnp.asarray(x))
+  variables = parity.module_variables(cca, mm, jnp.asarray(x))
   assert float(variables['params']['gamma']['scalar']) != 0
   with torch.no_grad():
     want = ref.nhwc(mm(ref.nchw(x)))
@@ -108,50 +89,13 @@ def test_criss_cross_attention_equals_mmcv(hw):
 
 @pytest.mark.parametrize('method,variant', CASES)
 def test_eval_logits_equal_mmseg(method, variant):
-  config, mm = pair(method, variant)
-  mm.eval()
-  variables = mmseg_to_jseg(mm.state_dict(), config)
-  seg = build_segmentor(config)
-  assert isinstance(seg.decode_head, PSAHead if method == 'psanet' else CCHead)
-  apply = jax.jit(lambda v, x: seg.apply(v, x))
-  rng = np.random.default_rng(0)
-  for h, w in SIZES[method]:
-    x = rng.standard_normal((2, h, w, 3)).astype(np.float32)
-    with torch.no_grad():
-      want = ref.nhwc(mm.encode_decode(ref.nchw(x), [dict(img_shape=(h, w))] * 2))
-    got = np.asarray(apply(variables, jnp.asarray(x)))
-    assert got.shape == want.shape == (2, h, w, config.data.num_classes)
-    err = ref.rel_err(got, want)
-    print(f'{method}_{variant} {h}x{w}: rel err {err:.2e}')
-    assert err <= 1e-4, f'{method}_{variant} {h}x{w}: rel err {err:.2e}'
+  config, mm = parity.pair(method, variant)
+  assert isinstance(build_segmentor(config).decode_head, PSAHead if method == 'psanet' else CCHead)
+  parity.assert_eval_logits_equal(config, mm, SIZES[method])
 
 
 @pytest.mark.parametrize('method,variant', [('psanet', 'r50-d8_769x769_40k_cityscapes'),
                                             ('ccnet', 'r50-d8_512x1024_40k_cityscapes')])
 def test_train_losses_equal_mmseg(method, variant):
-  """Train mode (batch statistics), dropout off, ignored pixels: every loss term and BN update."""
-  config, mm = pair(method, variant, dropout=0.0)
-  mm.train()
-  variables = mmseg_to_jseg(mm.state_dict(), config)
-  rng = np.random.default_rng(1)
-  n, h, w = 2, 97, 131
-  x = rng.standard_normal((n, h, w, 3)).astype(np.float32)
-  labels = _labels(rng, n, h, w, config.data.num_classes, all_ignored=(1,))
-  with torch.no_grad():
-    want = mm.loss(ref.nchw(x), _data_samples(labels))
-  seg = build_segmentor(config)
-  outputs, updates = jax.jit(lambda v, x: seg.apply(v, x, train=True, mutable=['batch_stats']))(
-      variables, jnp.asarray(x))
-  got = segmentor_loss(config.model, outputs, jnp.asarray(labels))
-  assert set(got) == set(want)
-  one_pixel = 100.0 / np.sum(labels != 255)  # acc_seg: a near-tie argmax may flip a pixel
-  for key in want:
-    if key.endswith('acc_seg'):
-      assert abs(float(got[key]) - float(want[key])) <= 2 * one_pixel, key
-    else:
-      err = ref.rel_err(got[key], want[key].numpy())
-      print(f'{method}_{variant} {key}: rel err {err:.2e}')
-      assert err <= 1e-4, f'{key}: {float(got[key])} vs {float(want[key])}'
-  new = mmseg_to_jseg(mm.state_dict(), config)['batch_stats']
-  errs = jax.tree_util.tree_map(lambda a, b: ref.rel_err(a, b), updates['batch_stats'], new)
-  assert max(jax.tree_util.tree_leaves(errs)) <= 1e-4
+  """Every loss term and the BN updates, dropout off; the second image all ignored."""
+  parity.assert_train_losses_equal(*parity.pair(method, variant, dropout=0.0), all_ignored=(1,))
