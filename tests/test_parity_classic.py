@@ -34,4 +34,6 @@ def test_train_losses_equal_mmseg(method, variant):
   if method == 'deeplabv3' and 'd16' in variant:  # make OHEM select a strict subset
     config.model.decode_head.sampler.min_kept = 2000
     mm.decode_head.sampler.min_kept = 2000
-  parity.assert_train_losses_equal(config, mm)
+  # ResNet-101 with batch statistics: fp32 rounding grows through 101 layers (MMSeg's own fp32
+  # and fp64 runs differ by ~4e-4), so its running statistics get the train step's 1e-3.
+  parity.assert_train_losses_equal(config, mm, bn_tol=1e-3 if 'r101' in variant else 1e-4)
