@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 
 from jseg.models.heads.fcn import FCNHead
-from jseg.models.layers import HIGHEST, ConvModule, Group, Scale, conv2d
+from jseg.models.layers import HIGHEST, Scale, conv2d
 
 
 class CrissCrossAttention(nn.Module):
@@ -39,24 +39,10 @@ class CCHead(FCNHead):
   """
   recurrence: int = 2
 
-  @nn.compact
-  def __call__(self, inputs, train: bool = False) -> jax.Array:
+  def context(self, feats, train):
     if self.num_convs != 2:
       raise ValueError(f'CCHead has num_convs=2, got {self.num_convs}')
-    x = self.transform_inputs(inputs)
-    k, d = self.kernel_size, self.dilation
-    convs = Group(name='convs')
-    cca = CrissCrossAttention(name='cca')
-
-    def conv(i):
-      return lambda feats: ConvModule(self.channels, k, padding=k // 2 * d, dilation=d,
-                                      name=str(i))(feats, train)
-
-    out = convs(conv(0), x)
+    cca = CrissCrossAttention(name='cca')  # one module applied ``recurrence`` times
     for _ in range(self.recurrence):
-      out = cca(out)
-    out = convs(conv(1), out)
-    if self.concat_input:
-      out = ConvModule(self.channels, k, padding=k // 2, name='conv_cat')(
-          jnp.concatenate([x, out], axis=-1), train)
-    return self.cls_seg(out, train)
+      feats = cca(feats)
+    return feats

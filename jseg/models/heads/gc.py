@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from jseg.models.heads.fcn import FCNHead
-from jseg.models.layers import HIGHEST, ConvModule, Group, conv2d
+from jseg.models.layers import HIGHEST, Group, conv2d
 
 # torch's default Conv2d init (kaiming uniform, a=sqrt(5)) and mmcv's kaiming fan_in.
 _torch_default = nn.initializers.variance_scaling(1 / 3, 'fan_in', 'uniform')
@@ -64,20 +64,8 @@ class GCHead(FCNHead):
   fusion_types: Sequence[str] = ('channel_add',)
   num_convs: int = 2  # fixed by MMSeg: convs.0 -> gc_block -> convs.1
 
-  @nn.compact
-  def __call__(self, inputs, train: bool = False) -> jax.Array:
+  def context(self, feats, train):
     if self.num_convs != 2:
       raise ValueError(f'GCHead has exactly 2 convs, got num_convs={self.num_convs}')
-    x = self.transform_inputs(inputs)
-    k, d = self.kernel_size, self.dilation
-    convs = Group(name='convs')
-    conv = lambda i: lambda f: ConvModule(self.channels, k, padding=k // 2 * d, dilation=d,
-                                          name=str(i))(f, train)
-    feats = convs(conv(0), x)
-    feats = ContextBlock(self.ratio, self.pooling_type, tuple(self.fusion_types),
-                         name='gc_block')(feats)
-    feats = convs(conv(1), feats)
-    if self.concat_input:
-      feats = ConvModule(self.channels, k, padding=k // 2, name='conv_cat')(
-          jnp.concatenate([x, feats], axis=-1), train)
-    return self.cls_seg(feats, train)
+    return ContextBlock(self.ratio, self.pooling_type, tuple(self.fusion_types),
+                        name='gc_block')(feats)

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 
 from jseg.models.heads.fcn import FCNHead
-from jseg.models.layers import HIGHEST, BatchNorm, ConvModule, Group, conv2d, kaiming_fan_out
+from jseg.models.layers import HIGHEST, BatchNorm, Group, conv2d, kaiming_fan_out
 
 MODES = ('embedded_gaussian', 'gaussian', 'dot_product', 'concatenation')
 
@@ -78,19 +78,7 @@ class NLHead(FCNHead):
   mode: str = 'embedded_gaussian'
   num_convs: int = 2  # fixed by MMSeg: convs.0 -> nl_block -> convs.1
 
-  @nn.compact
-  def __call__(self, inputs, train: bool = False) -> jax.Array:
+  def context(self, feats, train):
     if self.num_convs != 2:
       raise ValueError(f'NLHead has exactly 2 convs, got num_convs={self.num_convs}')
-    x = self.transform_inputs(inputs)
-    k, d = self.kernel_size, self.dilation
-    convs = Group(name='convs')
-    conv = lambda i: lambda f: ConvModule(self.channels, k, padding=k // 2 * d, dilation=d,
-                                          name=str(i))(f, train)
-    feats = convs(conv(0), x)
-    feats = NonLocal2d(self.reduction, self.use_scale, self.mode, name='nl_block')(feats, train)
-    feats = convs(conv(1), feats)
-    if self.concat_input:
-      feats = ConvModule(self.channels, k, padding=k // 2, name='conv_cat')(
-          jnp.concatenate([x, feats], axis=-1), train)
-    return self.cls_seg(feats, train)
+    return NonLocal2d(self.reduction, self.use_scale, self.mode, name='nl_block')(feats, train)
