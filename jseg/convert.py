@@ -64,8 +64,9 @@ def mmseg_key(path) -> str:
   return '.'.join(modules + [_SUFFIX[(collection, leaf)]])
 
 
-def mmseg_to_jseg(state_dict: Mapping, config) -> dict:
-  """jseg variables ``{'params', 'batch_stats'}`` of an MMSeg state_dict for ``config``.
+def mmseg_to_jseg(state_dict: Mapping, config, dtype=jnp.float32) -> dict:
+  """jseg variables ``{'params', 'batch_stats'}`` of an MMSeg state_dict for ``config``,
+  as ``dtype`` (float64 for a float64 run: casting to float32 would round its weights).
 
   Missing, unexpected or wrongly shaped keys raise ValueError naming them.
   """
@@ -86,7 +87,7 @@ def mmseg_to_jseg(state_dict: Mapping, config) -> dict:
       need = (leaf.shape[3], leaf.shape[2], *leaf.shape[:2]) if path[-1] == 'kernel' else leaf.shape
       wrong.append(f'{key} has {tuple(sd[key].shape)}, needs {tuple(need)}')
       continue
-    flat[path] = jnp.asarray(value, leaf.dtype)
+    flat[path] = jnp.asarray(value, dtype)
   unexpected = set(sd) - {mmseg_key(p) for p in shapes}
   errors = []
   if missing:

@@ -36,6 +36,8 @@ def lr_schedule(train_cfg):
   lr, min_lr, power = train_cfg.lr, train_cfg.min_lr, train_cfg.poly_power
 
   def schedule(step):
+    # In the default float dtype: an int32 step divides in float32, even in a float64 run.
+    step = jnp.asarray(step, jnp.result_type(float))
     frac = jnp.clip(1.0 - step / end, 0.0, 1.0)
     # Not optax.polynomial_schedule: jitted on XLA:CPU, 0.0 ** 0.9 is NaN there, which made
     # the last update of every run NaN.

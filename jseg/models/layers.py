@@ -21,13 +21,20 @@ def _pair(v) -> Tuple[int, int]:
   return (v, v) if isinstance(v, int) else tuple(v)
 
 
+def stats_dtype(dtype) -> jnp.dtype:
+  """The dtype of statistics, softmax and losses for activations of ``dtype``: float32, or
+  float64 for float64 (promoted, never cast down, so that a float64 run is float64)."""
+  return jnp.promote_types(dtype, jnp.float32)
+
+
 def _bilinear_matrix(n_in: int, n_out: int, align_corners: bool,
-                     scale_factor: Optional[float]) -> np.ndarray:
+                     scale_factor: Optional[float], dtype) -> np.ndarray:
   """(n_out, n_in) interpolation weights of torch's 1-d linear upsampling.
 
-  Source coordinates are computed in float32, as torch's CPU kernel does.
+  Source coordinates are computed as torch's CPU kernel does: in float64 for float64
+  inputs, in float32 otherwise.
   """
-  f32 = np.float32
+  f32 = np.dtype(stats_dtype(dtype)).type
   dst = np.arange(n_out, dtype=f32)
   if align_corners:
     scale = f32(n_in - 1) / f32(n_out - 1) if n_out > 1 else f32(0)
@@ -38,7 +45,7 @@ def _bilinear_matrix(n_in: int, n_out: int, align_corners: bool,
   i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
   i1 = np.minimum(i0 + 1, n_in - 1)
   lam = (src - i0.astype(f32)).astype(f32)
-  w = np.zeros((n_out, n_in), np.float32)
+  w = np.zeros((n_out, n_in), f32)
   np.add.at(w, (np.arange(n_out), i0), f32(1) - lam)
   np.add.at(w, (np.arange(n_out), i1), lam)
   return w
@@ -68,8 +75,8 @@ def resize(x: jax.Array,
   size = tuple(int(s) for s in size)
   if size == (h, w) and not any(sf):
     return x
-  wh = _bilinear_matrix(h, size[0], align_corners, sf[0])
-  ww = _bilinear_matrix(w, size[1], align_corners, sf[1])
+  wh = _bilinear_matrix(h, size[0], align_corners, sf[0], x.dtype)
+  ww = _bilinear_matrix(w, size[1], align_corners, sf[1], x.dtype)
   return _separable(x, wh, ww)
 
 
@@ -109,7 +116,7 @@ class BatchNorm(nn.Module):
     running_var = self.variable('batch_stats', 'var', jnp.ones, (c,), jnp.float32)
     if train:
       axes = tuple(range(x.ndim - 1))
-      xf = x.astype(jnp.float32)
+      xf = x.astype(stats_dtype(x.dtype))
       mean = xf.mean(axes)
       var = jnp.square(xf - mean).mean(axes)
       if not self.is_initializing():

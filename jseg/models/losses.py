@@ -4,7 +4,7 @@ from typing import Mapping, Optional, Sequence
 import jax
 import jax.numpy as jnp
 
-from jseg.models.layers import resize
+from jseg.models.layers import resize, stats_dtype
 
 IGNORE_INDEX = 255
 EPS = float(jnp.finfo(jnp.float32).eps)
@@ -12,10 +12,10 @@ EPS = float(jnp.finfo(jnp.float32).eps)
 
 def pixel_nll(logits: jax.Array, labels: jax.Array,
               ignore_index: int = IGNORE_INDEX) -> jax.Array:
-  """Per-pixel negative log-likelihood (0 where ignored), float32."""
+  """Per-pixel negative log-likelihood (0 where ignored) in ``stats_dtype(logits.dtype)``."""
   valid = labels != ignore_index
   safe = jnp.where(valid, labels, 0).astype(jnp.int32)
-  logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+  logp = jax.nn.log_softmax(logits.astype(stats_dtype(logits.dtype)), axis=-1)
   return jnp.where(valid, -jnp.take_along_axis(logp, safe[..., None], axis=-1)[..., 0], 0.0)
 
 
@@ -34,7 +34,7 @@ def ohem_weight(logits: jax.Array, labels: jax.Array, sampler_cfg,
   if sampler_cfg.get('thresh') is None:
     nll = pixel_nll(logits, labels, ignore_index)
     if class_weight is not None:
-      nll = nll * jnp.asarray(class_weight, jnp.float32)[jnp.where(valid, labels, 0)]
+      nll = nll * jnp.asarray(class_weight, nll.dtype)[jnp.where(valid, labels, 0)]
     ranked = jnp.sort(jnp.where(valid, nll, -jnp.inf).ravel())[::-1]
     kth = ranked[min(batch_kept, ranked.size) - 1]
     return (valid & (nll >= kth)).astype(jnp.float32)
@@ -62,7 +62,7 @@ def cross_entropy(logits: jax.Array, labels: jax.Array,
   valid = labels != ignore_index
   nll = pixel_nll(logits, labels, ignore_index)
   if class_weight is not None:
-    w = jnp.asarray(class_weight, jnp.float32)[jnp.where(valid, labels, 0)] * valid
+    w = jnp.asarray(class_weight, nll.dtype)[jnp.where(valid, labels, 0)] * valid
     nll, denom = nll * w, jnp.sum(w)
   else:
     denom = jnp.sum(valid) if avg_non_ignore else labels.size

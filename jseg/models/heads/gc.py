@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from jseg.models.heads.fcn import FCNHead
-from jseg.models.layers import HIGHEST, Group, conv2d
+from jseg.models.layers import HIGHEST, Group, conv2d, stats_dtype
 
 # torch's default Conv2d init (kaiming uniform, a=sqrt(5)) and mmcv's kaiming fan_in.
 _torch_default = nn.initializers.variance_scaling(1 / 3, 'fan_in', 'uniform')
@@ -45,7 +45,7 @@ class ContextBlock(nn.Module):
     n, h, w, c = x.shape
     if self.pooling_type == 'att':
       mask = conv2d(x, 1, 1, kernel_init=_kaiming_fan_in, name='conv_mask')
-      mask = jax.nn.softmax(mask.reshape(n, h * w).astype(jnp.float32), axis=-1)
+      mask = jax.nn.softmax(mask.reshape(n, h * w).astype(stats_dtype(mask.dtype)), axis=-1)
       context = jnp.einsum('np,npc->nc', mask.astype(x.dtype), x.reshape(n, h * w, c),
                            precision=HIGHEST)[:, None, None, :]
     else:
