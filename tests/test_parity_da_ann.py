@@ -26,6 +26,6 @@ def test_eval_logits_equal_mmseg(method, variant):
 def test_train_losses_equal_mmseg(method, variant):
   """Every loss term (DANet's PAM, CAM and fused outputs each) and the BN updates
   (ANN's APNB updates its shared key/query projection BN twice), dropout off."""
-  config, mm = parity.pair(method, variant, dropout=0.0)
+  config, mm = parity.pair(method, variant, dropout=False)
   parity.assert_train_losses_equal(config, mm,
                                    must_have=DANET_TERMS if method == 'danet' else ())

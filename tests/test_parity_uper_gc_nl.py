@@ -33,7 +33,7 @@ def test_eval_logits_equal_mmseg(method, variant):
                                             ('nonlocal_net', 'r50-d8_512x512_20k_voc12aug')])
 def test_train_losses_equal_mmseg(method, variant):
   """Every loss term and the BN updates, dropout off."""
-  parity.assert_train_losses_equal(*parity.pair(method, variant, dropout=0.0))
+  parity.assert_train_losses_equal(*parity.pair(method, variant, dropout=False))
 
 
 @pytest.mark.parametrize('kwargs', [dict(pooling_type='att', fusion_types=('channel_add',)),

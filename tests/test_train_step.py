@@ -22,7 +22,7 @@ ROOT = os.path.join(HERE, '..')
 
 
 def test_one_sgd_step_equals_mmseg_with_torch_sgd():
-  config, mm = pair(*FCN_R18, seed=5, dropout=0.0)
+  config, mm = pair(*FCN_R18, seed=5, dropout=False)
   mm.train()
   before = mmseg_to_jseg(mm.state_dict(), config)
   rng = np.random.default_rng(7)
