@@ -169,7 +169,8 @@ def render(mmseg_configs: str) -> str:
       f'Every jseg config variant of MMSegmentation\'s zoo ({len(table)} variants, {n_pub} with '
       'published weights), with the mIoU that MMSeg publishes for its checkpoint (single-scale '
       'and multi-scale + flip, on the val split) and the command that imports the checkpoint. '
-      'An imported checkpoint gives MMSeg\'s logits in jseg (tested to MMSeg's own float32 accuracy, about 1e-6 relative), '
+      'An imported checkpoint gives MMSeg\'s logits in jseg (tested to MMSeg\'s own float32 '
+      'accuracy, about 1e-6 relative), '
       'so `python -m jseg.main --config=... --mode=eval --checkpoint=DIR_OR_PTH` reproduces '
       'these numbers on the prepared data set (see [getting_started.md](getting_started.md)).',
       '',
