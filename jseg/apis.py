@@ -51,14 +51,14 @@ def _load_config(config_or_spec):
 def check_variables(variables, config, source: str = 'checkpoint') -> None:
   """Raises ValueError naming the missing, unexpected and wrongly shaped variables
   of ``variables`` for ``config``'s model (e.g. a checkpoint of another architecture)."""
-  from jseg.convert import _listing, variable_shapes
+  from jseg.convert import listing, variable_shapes
   want = flax.traverse_util.flatten_dict(flax.core.unfreeze(variable_shapes(config)), sep='/')
   got = flax.traverse_util.flatten_dict(flax.core.unfreeze(dict(variables)), sep='/')
   missing = [k for k in want if k not in got]
   unexpected = [k for k in got if k not in want]
   wrong = [f'{k} has {tuple(np.shape(got[k]))}, needs {tuple(want[k].shape)}'
            for k in want if k in got and tuple(np.shape(got[k])) != tuple(want[k].shape)]
-  errors = [f'{what} variables: {_listing(keys)}' for what, keys in
+  errors = [f'{what} variables: {listing(keys)}' for what, keys in
             (('missing', missing), ('unexpected', unexpected), ('wrongly shaped', wrong)) if keys]
   if errors:
     raise ValueError(f'{source} does not fit {config.name}:\n  ' + '\n  '.join(errors))

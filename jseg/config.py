@@ -54,6 +54,9 @@ def _hrnet_extra(width: int, small: bool = False) -> dict:
 # HRNetV2 backbone variants: MMSeg's ``extra`` stage settings.
 HRNETS = {'hr18s': _hrnet_extra(18, small=True), 'hr18': _hrnet_extra(18),
           'hr48': _hrnet_extra(48)}
+# MMSeg's ImageNet-pretrained HRNetV2 weights (``model.pretrained``; jseg/pretrained.py).
+HRNET_PRETRAINED = {'hr18s': 'open-mmlab://msra/hrnetv2_w18_small',
+                    'hr18': 'open-mmlab://msra/hrnetv2_w18', 'hr48': 'open-mmlab://msra/hrnetv2_w48'}
 
 
 def variants(backbones: Iterable[str], only: Dict[str, Tuple[str, ...]] = None,
@@ -109,10 +112,16 @@ def recipe(method: str, arg, valid) -> ml_collections.ConfigDict:
     c.model.backbone = dict(type='ResNetV1c', depth=depth, strides=strides,
                             dilations=dilations, out_indices=(0, 1, 2, 3),
                             contract_dilation=True, multi_grid=multi_grid)
+    c.model.pretrained = None if width else f'open-mmlab://resnet{depth}_v1c'
     if width:
       c.model.backbone.update(base_channels=width[0], stem_channels=2 * width[0])
   elif backbone in HRNETS:
     c.model.backbone = dict(type='HRNet', extra=HRNETS[backbone])
+    c.model.pretrained = HRNET_PRETRAINED[backbone]
+  if dataset == 'synthetic' or c.model.pretrained is None:
+    # jseg's quick starts train from scratch; a typed None, so that
+    # --config.model.pretrained=FILE can set one.
+    c.model.pretrained = ml_collections.FieldReference(None, field_type=str)
   if align_corners:  # MMSeg's 769x769 recipes resize to (2049, 1025)
     test_scale = (test_scale[0] + 1, test_scale[1] + 1)
   # The synthetic shapes vary in size already: rescaling the 64-pixel images would only cut

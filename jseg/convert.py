@@ -22,7 +22,8 @@ _SKIPPED = ('num_batches_tracked',)
 _MAX_LISTED = 20
 
 
-def _listing(keys) -> str:
+def listing(keys) -> str:
+  """The first keys, sorted, and how many more."""
   keys = sorted(keys)
   more = f' ... and {len(keys) - _MAX_LISTED} more' if len(keys) > _MAX_LISTED else ''
   return ', '.join(keys[:_MAX_LISTED]) + more
@@ -64,17 +65,16 @@ def mmseg_key(path) -> str:
   return '.'.join(modules + [_SUFFIX[(collection, leaf)]])
 
 
-def mmseg_to_jseg(state_dict: Mapping, config, dtype=jnp.float32) -> dict:
-  """jseg variables ``{'params', 'batch_stats'}`` of an MMSeg state_dict for ``config``,
-  as ``dtype`` (float64 for a float64 run: casting to float32 would round its weights).
+def match_state_dict(sd: Mapping, shapes: Mapping, dtype=jnp.float32, strip: str = ''):
+  """Matches the flat jseg variable ``shapes`` ({path: leaf}) with state_dict ``sd``, whose
+  keys are MMSeg's without the prefix ``strip`` (e.g. ``'backbone.'`` for a backbone file).
 
-  Missing, unexpected or wrongly shaped keys raise ValueError naming them.
+  Returns (values {path: array as ``dtype``}, missing keys, unexpected keys, wrongly shaped
+  keys described).
   """
-  sd = unwrap_state_dict(state_dict)
-  shapes = flax.traverse_util.flatten_dict(flax.core.unfreeze(variable_shapes(config)))
   flat, missing, wrong = {}, [], []
   for path, leaf in shapes.items():
-    key = mmseg_key(path)
+    key = mmseg_key(path)[len(strip):]
     if key not in sd:
       missing.append(key)
       continue
@@ -88,14 +88,20 @@ def mmseg_to_jseg(state_dict: Mapping, config, dtype=jnp.float32) -> dict:
       wrong.append(f'{key} has {tuple(sd[key].shape)}, needs {tuple(need)}')
       continue
     flat[path] = jnp.asarray(value, dtype)
-  unexpected = set(sd) - {mmseg_key(p) for p in shapes}
-  errors = []
-  if missing:
-    errors.append(f'missing keys: {_listing(missing)}')
-  if unexpected:
-    errors.append(f'unexpected keys: {_listing(unexpected)}')
-  if wrong:
-    errors.append(f'wrongly shaped keys: {_listing(wrong)}')
+  unexpected = set(sd) - {mmseg_key(p)[len(strip):] for p in shapes}
+  return flat, missing, sorted(unexpected), wrong
+
+
+def mmseg_to_jseg(state_dict: Mapping, config, dtype=jnp.float32) -> dict:
+  """jseg variables ``{'params', 'batch_stats'}`` of an MMSeg state_dict for ``config``,
+  as ``dtype`` (float64 for a float64 run: casting to float32 would round its weights).
+
+  Missing, unexpected or wrongly shaped keys raise ValueError naming them.
+  """
+  shapes = flax.traverse_util.flatten_dict(flax.core.unfreeze(variable_shapes(config)))
+  flat, missing, unexpected, wrong = match_state_dict(unwrap_state_dict(state_dict), shapes, dtype)
+  errors = [f'{what} keys: {listing(keys)}' for what, keys in
+            (('missing', missing), ('unexpected', unexpected), ('wrongly shaped', wrong)) if keys]
   if errors:
     raise ValueError(f'state_dict does not fit {config.name}:\n  ' + '\n  '.join(errors))
   return flax.traverse_util.unflatten_dict(flat)

@@ -1,6 +1,5 @@
 """One linear training loop: mesh, jitted sharded train_step (BN over the global batch = SyncBN),
 evaluation, orbax checkpoints that resume at the same step, data order and optimizer state."""
-import functools
 import os
 import time
 from typing import Any, Optional
@@ -14,6 +13,7 @@ import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from jseg import pretrained
 from jseg.inference import make_predict_fn, output_align_corners
 from jseg.models import build_segmentor, segmentor_loss, total_loss
 
@@ -62,13 +62,19 @@ def make_mesh(devices=None) -> Mesh:
   return Mesh(np.asarray(devices if devices is not None else jax.devices()), ('data',))
 
 
-def init_state(model, tx, config, rng) -> TrainState:
-  """Fresh variables (flax initialisers) and optimizer state."""
-  image = jnp.zeros((1, *config.data.crop_size, 3), jnp.float32)
-  variables = model.init(rng, image)
+def init_variables(config, rng, model=None) -> dict:
+  """A run's initial variables: flax's initializers (MMSeg's ``init_weights`` rules), then the
+  backbone from ``config.model.pretrained`` (:func:`jseg.pretrained.load_backbone`)."""
+  model = model or build_segmentor(config)
+  # The variables do not depend on the image size: a small image initializes fast, unjitted.
+  variables = model.init(rng, jnp.zeros((1, 64, 64, 3), jnp.float32))
+  return pretrained.load_backbone(variables, config)
+
+
+def init_state(tx, variables) -> TrainState:
+  """The state at step 0 of ``variables``: fresh optimizer state."""
   return TrainState(step=jnp.zeros((), jnp.int32), params=variables['params'],
-                    batch_stats=variables['batch_stats'],
-                    opt_state=tx.init(variables['params']))
+                    batch_stats=variables['batch_stats'], opt_state=tx.init(variables['params']))
 
 
 def make_train_step(model, tx, model_cfg):
@@ -151,12 +157,14 @@ def best_checkpoint(workdir: str) -> str:
 
 def _restore_or_init(manager, model, tx, config, mesh: Mesh):
   """(state replicated over ``mesh``, resumed?) from the latest checkpoint, else fresh."""
-  init = functools.partial(init_state, model, tx, config)
-  abstract = jax.eval_shape(init, jax.random.key(config.seed))
+  abstract = jax.eval_shape(lambda rng, image: init_state(tx, model.init(rng, image)),
+                            jax.random.key(config.seed),
+                            jax.ShapeDtypeStruct((1, *config.data.crop_size, 3), jnp.float32))
   sharding = jax.tree_util.tree_map(lambda _: NamedSharding(mesh, P()), abstract)
   latest = manager.latest_step()
   if latest is None:
-    return jax.jit(init, out_shardings=sharding)(jax.random.key(config.seed)), False
+    state = init_state(tx, init_variables(config, jax.random.key(config.seed), model))
+    return jax.device_put(state, sharding), False
   target = jax.tree_util.tree_map(
       lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract, sharding)
   return manager.restore(latest, args=ocp.args.StandardRestore(target)), True

@@ -84,10 +84,11 @@ def mmseg_config(method: str, variant: str) -> Config:
   return Config.fromfile(mmseg_config_path(method, variant))
 
 
-def build_mmseg_model(model_cfg) -> torch.nn.Module:
-  """MMSeg model from its ``model`` config, plain BN instead of SyncBN, no pretrained weights."""
+def build_mmseg_model(model_cfg, pretrained=None) -> torch.nn.Module:
+  """MMSeg model from its ``model`` config, plain BN instead of SyncBN; ``init_weights()``
+  loads the backbone from the ``pretrained`` file if given."""
   cfg = model_cfg.copy()
-  cfg.pop('pretrained', None)
+  cfg.pretrained = pretrained
   cfg.pop('data_preprocessor', None)
   if 'backbone' in cfg:
     cfg.backbone.pop('init_cfg', None)

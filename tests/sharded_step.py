@@ -29,7 +29,7 @@ def main(out, num_devices, process_id=0, num_processes=1, port=0):
   tx = train.make_optimizer(config.train)
   devices = [d for d in jax.devices()][:num_devices]
   mesh = train.make_mesh(devices)
-  state = train.init_state(model, tx, config, jax.random.key(0))
+  state = train.init_state(tx, model.init(jax.random.key(0), np.zeros((1, 33, 41, 3), np.float32)))
   sharding = jax.tree_util.tree_map(lambda _: jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()), state)
   state = jax.device_put(state, sharding)
   step = train.jit_train_step(train.make_train_step(model, tx, config.model), mesh, sharding)

@@ -13,7 +13,7 @@ from jseg import config as jconfig
 from jseg.convert import mmseg_to_jseg, variable_shapes
 
 CONFIG_FILES = sorted(glob.glob(os.path.join(os.path.dirname(__file__), '..', 'configs', '*.py')))
-IGNORED_MMSEG_KEYS = {'norm_cfg', 'act_cfg', 'init_cfg', 'pretrained', 'norm_eval', 'style',
+IGNORED_MMSEG_KEYS = {'norm_cfg', 'act_cfg', 'init_cfg', 'norm_eval', 'style',
                       'num_stages', 'in_channels_', 'conv_cfg'}
 # MMSeg 1.x config files that differ from the v0.x config (and checkpoint) of their name:
 # (method, variant) -> the train_cfg values of v0.x. ann_r101-d8_4xb4-40k_voc12aug inherits

@@ -1,0 +1,132 @@
+"""ImageNet-pretrained backbones as MMSeg's ``model.pretrained`` loads them.
+
+``model.pretrained`` is an ``open-mmlab://`` name (resolved by :data:`URLS`, mmengine's
+``hub/openmmlab.json`` entries for the zoo's backbones), a URL (downloaded once into
+``$JSEG_CACHE``, default ``~/.cache/jseg``, checked against the sha256 prefix in its file name)
+or a local ``.pth``. Loading is MMSeg's ``load_checkpoint(strict=False)`` on the backbone,
+made loud and guarded: missing and unexpected keys are logged, a wrongly shaped key or a file
+that covers under :data:`MIN_LOADED` of the backbone fails before a run starts.
+"""
+import hashlib
+import http.client
+import logging
+import os
+import re
+import tempfile
+import urllib.error
+import urllib.request
+from typing import Optional
+
+import flax
+from tqdm import tqdm
+
+from jseg import convert
+
+# mmengine 0.10's hub/openmmlab.json, for the backbones of MMSeg's zoo configs.
+URLS = {
+    'open-mmlab://resnet18_v1c':
+        'https://download.openmmlab.com/pretrain/third_party/resnet18_v1c-b5776b93.pth',
+    'open-mmlab://resnet50_v1c':
+        'https://download.openmmlab.com/pretrain/third_party/resnet50_v1c-2cccc1ad.pth',
+    'open-mmlab://resnet101_v1c':
+        'https://download.openmmlab.com/pretrain/third_party/resnet101_v1c-e67eebb6.pth',
+    'open-mmlab://msra/hrnetv2_w18_small':
+        'https://download.openmmlab.com/pretrain/third_party/hrnetv2_w18_small-b5a04e21.pth',
+    'open-mmlab://msra/hrnetv2_w18':
+        'https://download.openmmlab.com/pretrain/third_party/hrnetv2_w18-00eb2006.pth',
+    'open-mmlab://msra/hrnetv2_w48':
+        'https://download.openmmlab.com/pretrain/third_party/hrnetv2_w48-d2186c55.pth',
+}
+MIN_LOADED = 0.9  # of the backbone's variables; a wrong file must not start a run from scratch
+_HASH = re.compile(r'-([a-f0-9]{8,})\.')  # torch.hub's convention: name-<sha256 prefix>.pth
+_CHUNK = 1 << 20
+
+
+def cache_dir() -> str:
+  return os.path.expanduser(os.environ.get('JSEG_CACHE', os.path.join('~', '.cache', 'jseg')))
+
+
+def resolve(pretrained: str) -> str:
+  """The URL or local path of a ``model.pretrained`` value."""
+  if pretrained.startswith(('open-mmlab://', 'openmmlab://')):
+    name = 'open-mmlab://' + pretrained.split('://', 1)[1]
+    if name not in URLS:
+      raise ValueError(f'unknown pretrained model {pretrained!r}; known: {", ".join(URLS)}')
+    return URLS[name]
+  return pretrained
+
+
+def fetch(url: str, directory: Optional[str] = None, progress: bool = True) -> str:
+  """Local path of ``url``, downloaded into ``directory`` (default :func:`cache_dir`) on first
+  use: written to a temporary file, checked against the file name's sha256 prefix, then renamed,
+  so that an interrupted or corrupt download never counts."""
+  directory = directory or cache_dir()
+  path = os.path.join(directory, os.path.basename(url.split('?')[0]))
+  if os.path.isfile(path):
+    return path
+  os.makedirs(directory, exist_ok=True)
+  expected = _HASH.search(os.path.basename(path))
+  digest = hashlib.sha256()
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix='.download-')
+  try:
+    with os.fdopen(fd, 'wb') as out:
+      try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+          total = int(response.headers.get('Content-Length') or 0) or None
+          with tqdm(total=total, unit='B', unit_scale=True, desc=os.path.basename(path),
+                    disable=not progress) as bar:
+            while chunk := response.read(_CHUNK):
+              out.write(chunk)
+              digest.update(chunk)
+              bar.update(len(chunk))
+      except (OSError, http.client.HTTPException) as e:
+        raise OSError(f'cannot download {url} ({e!r}); without network, put the file at '
+                      f'{path}') from e
+    if total is not None and os.path.getsize(tmp) != total:
+      raise OSError(f'download of {url} is truncated: {os.path.getsize(tmp)} of {total} bytes')
+    if expected and not digest.hexdigest().startswith(expected.group(1)):
+      raise OSError(f'download of {url} is corrupt: sha256 {digest.hexdigest()[:16]}..., '
+                    f'the file name says {expected.group(1)}')
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+  return path
+
+
+def local_file(pretrained: str) -> str:
+  """A local path for ``model.pretrained``: the file itself, or the cached download."""
+  source = resolve(pretrained)
+  if '://' in source:
+    return fetch(source)
+  if not os.path.isfile(source):
+    raise FileNotFoundError(f'model.pretrained={pretrained!r}: no such file')
+  return source
+
+
+def load_backbone(variables, config, pretrained: Optional[str] = None):
+  """``variables`` with the backbone's replaced by ``pretrained``'s (default:
+  ``config.model.pretrained``), as MMSeg's ``init_weights()`` loads them."""
+  pretrained = pretrained or config.model.get('pretrained')
+  if not pretrained:
+    return variables
+  path = local_file(pretrained)
+  sd = convert.unwrap_state_dict(convert.load_pth(path))
+  flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(variables))
+  backbone = {p: v for p, v in flat.items() if p[1] == 'backbone'}
+  loaded, missing, unexpected, wrong = convert.match_state_dict(
+      sd, backbone, dtype=next(iter(backbone.values())).dtype, strip='backbone.')
+  if wrong:
+    raise ValueError(f'{path} does not fit the backbone of {config.name}: wrongly shaped keys: '
+                     f'{convert.listing(wrong)}')
+  if len(loaded) < MIN_LOADED * len(backbone):
+    raise ValueError(f'{path} does not fit the backbone of {config.name}: it has '
+                     f'{len(loaded)} of its {len(backbone)} variables; missing keys: '
+                     f'{convert.listing(missing)}; unexpected keys: {convert.listing(unexpected)}')
+  log = logging.getLogger('jseg')
+  log.warning('loaded %d of %d backbone variables from %s', len(loaded), len(backbone), path)
+  if missing:
+    log.warning('not in %s (initialized as MMSeg does): %s', path, convert.listing(missing))
+  if unexpected:
+    log.warning('in %s but not in the backbone (ignored): %s', path, convert.listing(unexpected))
+  return flax.traverse_util.unflatten_dict({**flat, **loaded})

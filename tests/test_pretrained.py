@@ -1,0 +1,160 @@
+"""ImageNet-pretrained backbones: ``model.pretrained`` loads as MMSeg's ``init_weights()`` does,
+downloads are cached, checked and atomic, and a wrong file fails before a run starts."""
+import functools
+import hashlib
+import http.server
+import os
+import threading
+
+import flax
+import jax
+import numpy as np
+import pytest
+import torch
+
+import mmseg_ref as ref
+from jseg import config as jconfig
+from jseg import pretrained, train
+from jseg.convert import mmseg_to_jseg
+
+# The classification layers the real ImageNet files have besides the backbone's keys.
+CLASSIFIERS = {
+    'ResNetV1c': {'fc.weight': (1000, 2048), 'fc.bias': (1000,)},
+    'HRNet': {'incre_modules.0.0.conv1.weight': (32, 18, 1, 1), 'final_layer.0.weight': (2048, 1024, 1, 1),
+              'classifier.weight': (1000, 2048), 'classifier.bias': (1000,)},
+}
+CASES = [('fcn', 'r18-d8_512x1024_80k_cityscapes', 'open-mmlab://resnet18_v1c'),
+         ('fcn', 'r50-d8_512x1024_40k_cityscapes', 'open-mmlab://resnet50_v1c'),
+         ('fcn', 'r101-d8_512x1024_40k_cityscapes', 'open-mmlab://resnet101_v1c'),
+         ('hrnet', 'hr18s_512x1024_40k_cityscapes', 'open-mmlab://msra/hrnetv2_w18_small'),
+         ('hrnet', 'hr18_512x1024_40k_cityscapes', 'open-mmlab://msra/hrnetv2_w18'),
+         ('hrnet', 'hr48_512x1024_40k_cityscapes', 'open-mmlab://msra/hrnetv2_w48')]
+
+
+def _imagenet_file(path, method, variant, seed=0):
+  """A file in the layout of MMSeg's ImageNet weights for ``variant``'s backbone: its random
+  state_dict (keys relative to the backbone) plus the classifier; returns the state_dict."""
+  mm = ref.randomize(ref.build_mmseg_model(ref.mmseg_config(method, variant).model), seed)
+  sd = {k: v.clone() for k, v in mm.backbone.state_dict().items()}
+  g = torch.Generator().manual_seed(seed)
+  for key, shape in CLASSIFIERS[type(mm.backbone).__name__].items():
+    sd[key] = torch.randn(shape, generator=g)
+  torch.save({'state_dict': sd}, path)
+  return sd
+
+
+def _config(method, variant, pretrained_file):
+  config = jconfig.load(f'configs/{method}.py:{variant}')
+  config.unlock()
+  config.model.pretrained = str(pretrained_file)
+  return config
+
+
+@pytest.mark.parametrize('method,variant,name', CASES, ids=[c[1] for c in CASES])
+def test_backbone_equals_mmseg_init_weights_from_the_same_file(tmp_path, method, variant, name):
+  assert jconfig.load(f'configs/{method}.py:{variant}').model.pretrained == name
+  path = tmp_path / 'imagenet.pth'
+  _imagenet_file(path, method, variant)
+  mm = ref.build_mmseg_model(ref.mmseg_config(method, variant).model, pretrained=str(path))
+  mm.init_weights()  # MMSeg: load_checkpoint(backbone, path, strict=False)
+  want = flax.traverse_util.flatten_dict(mmseg_to_jseg(mm.state_dict(), _config(
+      method, variant, path)))
+  got = flax.traverse_util.flatten_dict(train.init_variables(
+      _config(method, variant, path), jax.random.key(0)))
+  backbone = [p for p in want if p[1] == 'backbone']
+  assert len(backbone) > 50
+  for p in backbone:
+    np.testing.assert_array_equal(np.asarray(got[p]), np.asarray(want[p]), err_msg='/'.join(p))
+
+
+def test_resolves_mmseg_names_to_mmengine_urls():
+  import json
+  import mmengine
+  hub = json.load(open(os.path.join(os.path.dirname(mmengine.__file__), 'hub', 'openmmlab.json')))
+  for name, url in pretrained.URLS.items():
+    assert hub[name[len('open-mmlab://'):]] == url
+    assert pretrained.resolve(name) == url
+  assert pretrained.resolve('/data/x.pth') == '/data/x.pth'
+  with pytest.raises(ValueError, match='resnet34_v1c'):
+    pretrained.resolve('open-mmlab://resnet34_v1c')
+
+
+def test_another_depth_fails_naming_the_file_and_keys(tmp_path):
+  path = tmp_path / 'r18.pth'
+  _imagenet_file(path, 'fcn', 'r18-d8_512x1024_80k_cityscapes')
+  with pytest.raises(ValueError, match=r'r18\.pth.*wrongly shaped keys: layer1\.0\.conv1\.weight'):
+    train.init_variables(_config('fcn', 'r50-d8_512x1024_40k_cityscapes', path),
+                         jax.random.key(0))
+
+
+def test_a_file_that_covers_too_little_fails(tmp_path):
+  sd = _imagenet_file(tmp_path / 'r18.pth', 'fcn', 'r18-d8_512x1024_80k_cityscapes')
+  # A detection checkpoint: the same backbone under 'backbone.', which MMSeg's strict=False
+  # would silently skip (the run would start from random weights).
+  path = tmp_path / 'detector.pth'
+  torch.save({'state_dict': {f'backbone.{k}': v for k, v in sd.items()}}, path)
+  with pytest.raises(ValueError, match=r'detector\.pth.* 0 of its \d+ variables; missing keys: '):
+    train.init_variables(_config('fcn', 'r18-d8_512x1024_80k_cityscapes', path),
+                         jax.random.key(0))
+  corrupt = tmp_path / 'corrupt.pth'
+  corrupt.write_bytes(b'not a checkpoint')
+  with pytest.raises(ValueError, match='corrupt.pth is not a readable PyTorch checkpoint'):
+    train.init_variables(_config('fcn', 'r18-d8_512x1024_80k_cityscapes', corrupt),
+                         jax.random.key(0))
+
+
+@pytest.fixture
+def server(tmp_path):
+  """An HTTP server on 127.0.0.1 serving ``tmp_path / 'www'``; counts GET requests."""
+  root = tmp_path / 'www'
+  root.mkdir()
+  gets = []
+
+  class Handler(http.server.SimpleHTTPRequestHandler):
+    def do_GET(self):
+      gets.append(self.path)
+      if self.path.startswith('/truncated/'):  # promises more bytes than it sends
+        self.send_response(200)
+        self.send_header('Content-Length', '1000')
+        self.end_headers()
+        self.wfile.write(b'x' * 10)
+        return
+      super().do_GET()
+
+    def log_message(self, *args):
+      pass
+
+  httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), functools.partial(
+      Handler, directory=str(root)))
+  threading.Thread(target=httpd.serve_forever, daemon=True).start()
+  yield f'http://127.0.0.1:{httpd.server_address[1]}', root, gets
+  httpd.shutdown()
+  httpd.server_close()
+
+
+def test_download_is_cached_checked_and_atomic(tmp_path, server, monkeypatch):
+  url, root, gets = server
+  cache = tmp_path / 'cache'
+  monkeypatch.setenv('JSEG_CACHE', str(cache))
+  data = os.urandom(3 << 20)
+  name = f'resnet_v1c-{hashlib.sha256(data).hexdigest()[:8]}.pth'
+  (root / name).write_bytes(data)
+  path = pretrained.fetch(f'{url}/{name}', progress=False)
+  assert path == str(cache / name) and open(path, 'rb').read() == data
+  assert pretrained.fetch(f'{url}/{name}', progress=False) == path and len(gets) == 1  # cached
+  # A file whose content does not match its name's sha256 prefix is refused and not kept.
+  (root / 'resnet_v1c-00000000.pth').write_bytes(data)
+  with pytest.raises(OSError, match='corrupt: sha256'):
+    pretrained.fetch(f'{url}/resnet_v1c-00000000.pth', progress=False)
+  with pytest.raises(OSError, match='truncated|IncompleteRead'):
+    pretrained.fetch(f'{url}/truncated/resnet_v1c-12345678.pth', progress=False)
+  assert sorted(os.listdir(cache)) == [name]  # nothing partial left behind
+
+
+def test_offline_error_names_the_url_and_where_to_put_the_file(tmp_path, monkeypatch):
+  monkeypatch.setenv('JSEG_CACHE', str(tmp_path))
+  url = 'http://127.0.0.1:9/pretrain/resnet50_v1c-2cccc1ad.pth'  # nothing listens on port 9
+  with pytest.raises(OSError, match=f'cannot download {url}.*put the file at '
+                                    f'{tmp_path}/resnet50_v1c-2cccc1ad.pth'):
+    pretrained.fetch(url, progress=False)
+  assert os.listdir(tmp_path) == []
