@@ -66,8 +66,8 @@ def init_variables(config, rng, model=None) -> dict:
   """A run's initial variables: flax's initializers (MMSeg's ``init_weights`` rules), then the
   backbone from ``config.model.pretrained`` (:func:`jseg.pretrained.load_backbone`)."""
   model = model or build_segmentor(config)
-  # The variables do not depend on the image size: a small image initializes fast, unjitted.
-  variables = model.init(rng, jnp.zeros((1, 64, 64, 3), jnp.float32))
+  # The variables do not depend on the image size: a small image initializes faster.
+  variables = jax.jit(model.init)(rng, jnp.zeros((1, 64, 64, 3), jnp.float32))
   return pretrained.load_backbone(variables, config)
 
 

@@ -132,12 +132,23 @@ class BatchNorm(nn.Module):
 
 def conv2d(x: jax.Array, features: int, kernel_size: int, *, stride: int = 1,
            padding: int = 0, dilation: int = 1, groups: int = 1, use_bias: bool = True,
-           kernel_init=kaiming_fan_out, name: Optional[str] = None) -> jax.Array:
-  """``nn.Conv2d`` with symmetric integer padding, created in the calling module."""
+           kernel_init=kaiming_fan_out, torch_init: bool = False,
+           name: Optional[str] = None) -> jax.Array:
+  """``nn.Conv2d`` with symmetric integer padding, created in the calling module.
+
+  ``torch_init``: ``nn.Conv2d``'s own initialization instead of ``kernel_init`` and a zero
+  bias (weights and bias uniform in +-1/sqrt(fan_in)), which MMSeg's plain convolutions keep.
+  """
+  bias_init = nn.initializers.zeros
+  if torch_init:
+    bound = (x.shape[-1] // groups * np.prod(_pair(kernel_size))) ** -0.5
+    kernel_init = nn.initializers.variance_scaling(1 / 3, 'fan_in', 'uniform')
+    bias_init = lambda key, shape, dtype=jnp.float32: jax.random.uniform(  # noqa: E731
+        key, shape, dtype, -bound, bound)
   return nn.Conv(features, _pair(kernel_size), strides=_pair(stride),
                  padding=[(padding, padding)] * 2, kernel_dilation=_pair(dilation),
                  feature_group_count=groups, use_bias=use_bias, kernel_init=kernel_init,
-                 precision=HIGHEST, name=name)(x)
+                 bias_init=bias_init, precision=HIGHEST, name=name)(x)
 
 
 class Group(nn.Module):

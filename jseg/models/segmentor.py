@@ -52,7 +52,9 @@ class CascadeEncoderDecoder(nn.Module):
     feats = self.backbone(images, train)
 
     def decode(feats):
-      heads = [h.copy(name=str(i)) for i, h in enumerate(self.decode_head)]
+      # MMSeg holds a cascade's heads in a plain nn.ModuleList, so init_weights() never reaches
+      # their init_cfg: their conv_seg keeps torch's default initialization.
+      heads = [h.copy(name=str(i), init_conv_seg=False) for i, h in enumerate(self.decode_head)]
       if not train:
         logits = heads[0](feats, train)
         for head in heads[1:]:

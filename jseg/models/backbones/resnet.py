@@ -11,11 +11,17 @@ ARCH_SETTINGS = {18: ('basic', (2, 2, 2, 2)), 34: ('basic', (3, 4, 6, 3)),
                  152: ('bottleneck', (3, 8, 36, 3))}
 
 
+def _last_bn_init(zero: bool):
+  return nn.initializers.zeros if zero else nn.initializers.ones
+
+
 class BasicBlock(nn.Module):
+  """``zero_init_residual``: the last BN's scale starts at 0 (MMSeg's ResNet init)."""
   planes: int
   stride: int = 1
   dilation: int = 1
   downsample: bool = False
+  zero_init_residual: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
@@ -24,17 +30,19 @@ class BasicBlock(nn.Module):
                  dilation=self.dilation, use_bias=False, name='conv1')
     out = nn.relu(BatchNorm(name='bn1')(out, train))
     out = conv2d(out, self.planes, 3, padding=1, use_bias=False, name='conv2')
-    out = BatchNorm(name='bn2')(out, train)
+    out = BatchNorm(scale_init=_last_bn_init(self.zero_init_residual), name='bn2')(out, train)
     if self.downsample:
       identity = Downsample(self.planes, self.stride, name='downsample')(x, train)
     return nn.relu(out + identity)
 
 
 class Bottleneck(nn.Module):
+  """``zero_init_residual``: the last BN's scale starts at 0 (MMSeg's ResNet init)."""
   planes: int
   stride: int = 1
   dilation: int = 1
   downsample: bool = False
+  zero_init_residual: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
@@ -45,7 +53,7 @@ class Bottleneck(nn.Module):
                  dilation=self.dilation, use_bias=False, name='conv2')
     out = nn.relu(BatchNorm(name='bn2')(out, train))
     out = conv2d(out, self.planes * 4, 1, use_bias=False, name='conv3')
-    out = BatchNorm(name='bn3')(out, train)
+    out = BatchNorm(scale_init=_last_bn_init(self.zero_init_residual), name='bn3')(out, train)
     if self.downsample:
       identity = Downsample(self.planes * 4, self.stride, name='downsample')(x, train)
     return nn.relu(out + identity)
@@ -72,6 +80,7 @@ class ResLayer(nn.Module):
   downsample: bool = False
   contract_dilation: bool = False
   multi_grid: Optional[Sequence[int]] = None
+  zero_init_residual: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
@@ -84,7 +93,8 @@ class ResLayer(nn.Module):
       else:
         d = self.dilation
       x = block_cls(self.planes, stride=self.stride if b == 0 else 1, dilation=d,
-                    downsample=b == 0 and self.downsample, name=str(b))(x, train)
+                    downsample=b == 0 and self.downsample,
+                    zero_init_residual=self.zero_init_residual, name=str(b))(x, train)
     return x
 
 
@@ -114,7 +124,7 @@ class ResNetV1c(nn.Module):
                    downsample=stride != 1 or inplanes != planes * expansion,
                    contract_dilation=self.contract_dilation,
                    multi_grid=self.multi_grid if i == len(stage_blocks) - 1 else None,
-                   name=f'layer{i + 1}')(x, train)
+                   zero_init_residual=True, name=f'layer{i + 1}')(x, train)
       inplanes = planes * expansion
       if i in self.out_indices:
         outs.append(x)

@@ -9,7 +9,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jseg.models.heads.da import torch_conv_init
 from jseg.models.heads.decode_head import DecodeHead
 from jseg.models.layers import (HIGHEST, ConvModule, Group, adaptive_avg_pool, conv2d,
                                 dropout2d)
@@ -48,7 +47,7 @@ class SelfAttentionBlock(nn.Module):
                      else ConvModule(self.channels, 1, name='query_project'))
     query = query_project(query_feats, train).reshape(n, h * w, self.channels)
     key = ppm_concat(key_project(key_feats, train), self.key_pool_scales)
-    value = ppm_concat(conv2d(key_feats, self.channels, 1, kernel_init=torch_conv_init,
+    value = ppm_concat(conv2d(key_feats, self.channels, 1, torch_init=True,
                               name='value_project'), self.key_pool_scales)
     sim = jnp.einsum('nqc,nkc->nqk', query, key, precision=HIGHEST) * self.channels**-0.5
     sim = jax.nn.softmax(sim, axis=-1)

@@ -19,9 +19,9 @@ class CrissCrossAttention(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     c = x.shape[-1]
     h = x.shape[1]
-    q = conv2d(x, c // 8, 1, name='query_conv')
-    k = conv2d(x, c // 8, 1, name='key_conv')
-    v = conv2d(x, c, 1, name='value_conv')
+    q = conv2d(x, c // 8, 1, torch_init=True, name='query_conv')
+    k = conv2d(x, c // 8, 1, torch_init=True, name='key_conv')
+    v = conv2d(x, c, 1, torch_init=True, name='value_conv')
     energy_h = jnp.einsum('bhwc,biwc->bhwi', q, k, precision=HIGHEST)
     diag = jnp.eye(h, dtype=bool)[None, :, None, :]  # (1, H, 1, H): i == h
     energy_h = jnp.where(diag, -jnp.inf, energy_h)

@@ -11,10 +11,6 @@ import jax.numpy as jnp
 from jseg.models.heads.decode_head import DecodeHead
 from jseg.models.layers import HIGHEST, ConvModule, Scale, conv2d, dropout2d
 
-# torch's default ``nn.Conv2d`` weight init (kaiming uniform, a=sqrt(5)): MMSeg leaves
-# the plain convolutions of these heads at it.
-torch_conv_init = nn.initializers.variance_scaling(1 / 3, 'fan_in', 'uniform')
-
 
 class PAM(nn.Module):
   """Position attention: MMSeg's SelfAttentionBlock on (x, x) without norm or output
@@ -24,9 +20,9 @@ class PAM(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     n, h, w, c = x.shape
-    query = conv2d(x, self.channels, 1, kernel_init=torch_conv_init, name='query_project')
-    key = conv2d(x, self.channels, 1, kernel_init=torch_conv_init, name='key_project')
-    value = conv2d(x, c, 1, kernel_init=torch_conv_init, name='value_project')
+    query = conv2d(x, self.channels, 1, torch_init=True, name='query_project')
+    key = conv2d(x, self.channels, 1, torch_init=True, name='key_project')
+    value = conv2d(x, c, 1, torch_init=True, name='value_project')
     query, key, value = (t.reshape(n, h * w, t.shape[-1]) for t in (query, key, value))
     sim = jax.nn.softmax(jnp.einsum('nqc,nkc->nqk', query, key, precision=HIGHEST), axis=-1)
     out = jnp.einsum('nqk,nkc->nqc', sim, value, precision=HIGHEST).reshape(n, h, w, c)
@@ -52,7 +48,7 @@ class DAHead(DecodeHead):
   def _branch_seg(self, feat: jax.Array, name: str, train: bool) -> jax.Array:
     """``pam_cls_seg`` / ``cam_cls_seg``: the shared dropout, then a plain 1x1 conv."""
     feat = dropout2d(feat, self.dropout_ratio, train)
-    return conv2d(feat, self.num_classes, 1, kernel_init=torch_conv_init, name=name)
+    return conv2d(feat, self.num_classes, 1, torch_init=True, name=name)
 
   @nn.compact
   def __call__(self, inputs, train: bool = False):

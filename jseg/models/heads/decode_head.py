@@ -19,6 +19,7 @@ class DecodeHead(nn.Module):
   input_transform: str = ''  # '' | 'resize_concat' | 'multiple_select'
   dropout_ratio: float = 0.1
   align_corners: bool = False
+  init_conv_seg: bool = True
 
   def transform_inputs(self, inputs):
     if self.input_transform == 'resize_concat':
@@ -31,7 +32,8 @@ class DecodeHead(nn.Module):
     return inputs[self.in_index]
 
   def cls_seg(self, x: jax.Array, train: bool) -> jax.Array:
-    """Channel dropout, then the 1x1 classifier ``conv_seg`` (normal(0.01) init)."""
+    """Channel dropout, then the 1x1 classifier ``conv_seg``: normal(0.01) init (MMSeg's
+    ``init_cfg``), or torch's default where MMSeg never applies it (``init_conv_seg``)."""
     x = dropout2d(x, self.dropout_ratio, train)
     return conv2d(x, self.num_classes, 1, kernel_init=nn.initializers.normal(0.01),
-                  name='conv_seg')
+                  torch_init=not self.init_conv_seg, name='conv_seg')

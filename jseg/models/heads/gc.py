@@ -8,8 +8,7 @@ import jax.numpy as jnp
 from jseg.models.heads.fcn import FCNHead
 from jseg.models.layers import HIGHEST, Group, conv2d, stats_dtype
 
-# torch's default Conv2d init (kaiming uniform, a=sqrt(5)) and mmcv's kaiming fan_in.
-_torch_default = nn.initializers.variance_scaling(1 / 3, 'fan_in', 'uniform')
+# mmcv's kaiming_init(mode='fan_in') of the context mask.
 _kaiming_fan_in = nn.initializers.variance_scaling(2.0, 'fan_in', 'normal')
 
 
@@ -29,7 +28,7 @@ class ContextBlock(nn.Module):
     c, planes = context.shape[-1], int(context.shape[-1] * self.ratio)
 
     def layers(y):
-      y = conv2d(y, planes, 1, kernel_init=_torch_default, name='0')
+      y = conv2d(y, planes, 1, torch_init=True, name='0')
       # LayerNorm([planes, 1, 1]) of the (N, planes, 1, 1) context: over channels.
       y = nn.LayerNorm(epsilon=1e-5, use_fast_variance=False, name='1')(y)
       return conv2d(nn.relu(y), c, 1, kernel_init=nn.initializers.zeros, name='3')

@@ -78,7 +78,7 @@ class PSAHead(DecodeHead):
 
     def attention_fn(feats):
       feats = ConvModule(self.channels, 1, name='0')(feats, train)
-      return conv2d(feats, mask_h * mask_w, 1, use_bias=False, name='1')
+      return conv2d(feats, mask_h * mask_w, 1, use_bias=False, torch_init=True, name='1')
 
     y = Group(name=attention)(attention_fn, out)
     if self.compact:  # the attention map is already (pixels x pixels)
