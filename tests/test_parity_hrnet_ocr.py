@@ -32,7 +32,7 @@ def test_train_losses_equal_mmseg(method, variant):
   """Every loss term and the BN updates, dropout off. For the cascade this covers MMSeg's
   second forward of the FCN stage (its BN statistics update twice).
 
-  acc_seg may be two pixels apart: R-101's train-mode (batch statistics) features differ
-  from float64 by ~4e-4 in MMSeg itself.
+  R-101's train-mode (batch statistics) features differ from float64 by ~1e-4 in MMSeg
+  itself: the tolerances follow that (parity.assert_train_losses_equal).
   """
-  parity.assert_train_losses_equal(*parity.pair(method, variant, dropout=False), max_flipped=2)
+  parity.assert_train_losses_equal(*parity.pair(method, variant, dropout=False))

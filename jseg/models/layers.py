@@ -34,19 +34,19 @@ def _bilinear_matrix(n_in: int, n_out: int, align_corners: bool,
   Source coordinates are computed as torch's CPU kernel does: in float64 for float64
   inputs, in float32 otherwise.
   """
-  f32 = np.dtype(stats_dtype(dtype)).type
-  dst = np.arange(n_out, dtype=f32)
+  ft = np.dtype(stats_dtype(dtype)).type
+  dst = np.arange(n_out, dtype=ft)
   if align_corners:
-    scale = f32(n_in - 1) / f32(n_out - 1) if n_out > 1 else f32(0)
+    scale = ft(n_in - 1) / ft(n_out - 1) if n_out > 1 else ft(0)
     src = dst * scale
   else:
-    scale = f32(1.0 / scale_factor) if scale_factor else f32(n_in) / f32(n_out)
-    src = np.maximum(scale * (dst + f32(0.5)) - f32(0.5), f32(0))
+    scale = ft(1.0 / scale_factor) if scale_factor else ft(n_in) / ft(n_out)
+    src = np.maximum(scale * (dst + ft(0.5)) - ft(0.5), ft(0))
   i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
   i1 = np.minimum(i0 + 1, n_in - 1)
-  lam = (src - i0.astype(f32)).astype(f32)
-  w = np.zeros((n_out, n_in), f32)
-  np.add.at(w, (np.arange(n_out), i0), f32(1) - lam)
+  lam = (src - i0.astype(ft)).astype(ft)
+  w = np.zeros((n_out, n_in), ft)
+  np.add.at(w, (np.arange(n_out), i0), ft(1) - lam)
   np.add.at(w, (np.arange(n_out), i1), lam)
   return w
 
