@@ -33,16 +33,34 @@ def _heads(model_cfg):
   return heads + (list(aux) if isinstance(aux, (list, tuple)) else [aux] if aux else [])
 
 
-def pair(method, variant, seed=0, dropout=True):
+# ResNet-50's stage widths -> ResNet-18's: the heads' inputs on a ResNet-18 backbone.
+_R18_WIDTHS = {256: 64, 512: 128, 1024: 256, 2048: 512}
+
+
+def on_resnet18(*model_cfgs):
+  """Puts the heads of ResNet-50 model configs (jseg's, MMSeg's) on a ResNet-18 backbone, in
+  place: the heads' input widths follow, everything else stays."""
+  for cfg in model_cfgs:
+    assert cfg.backbone.depth == 50, cfg.backbone
+    cfg.backbone.depth = 18
+    for head in _heads(cfg):
+      c = head.in_channels
+      head.in_channels = (tuple(_R18_WIDTHS[i] for i in c) if isinstance(c, (list, tuple))
+                          else _R18_WIDTHS[c])
+
+
+def pair(method, variant, seed=0, dropout=True, resnet18=False):
   """(jseg config, MMSeg torch model) with the same random weights, after conversion.
 
   ``dropout=False`` turns every head's dropout off in both (for train-mode comparisons).
+  ``resnet18=True``: :func:`on_resnet18` in both, for tests that pay per layer.
   """
-  config = jconfig.load(f'configs/{method}.py:{variant}')
+  config = copy.deepcopy(jconfig.load(f'configs/{method}.py:{variant}'))
+  config.unlock()
   mm_cfg = ref.mmseg_config(method, variant).model
+  if resnet18:
+    on_resnet18(config.model, mm_cfg)
   if not dropout:
-    config = copy.deepcopy(config)
-    config.unlock()
     for head in _heads(config.model) + _heads(mm_cfg):
       head.dropout_ratio = 0 if isinstance(head.dropout_ratio, int) else 0.0
   model = ref.randomize(ref.build_mmseg_model(mm_cfg), seed)

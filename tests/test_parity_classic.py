@@ -26,10 +26,10 @@ def test_eval_logits_equal_mmseg(method, variant):
   parity.assert_eval_logits_equal(*parity.pair(method, variant))
 
 
-@pytest.mark.parametrize('method,variant', [c for c in CASES if c[1].startswith('r18')] +
-                         [('deeplabv3', 'r101-d16-mg124_512x1024_80k_cityscapes')])
+@pytest.mark.parametrize('method,variant', [('deeplabv3', 'r101-d16-mg124_512x1024_80k_cityscapes')])
 def test_train_losses_equal_mmseg(method, variant):
-  """Every loss term (OHEM's too) and the BN updates, dropout off."""
+  """Every loss term (OHEM's too) and the BN updates in float32, dropout off, on ResNet-101
+  (the R-18 variants train in float64 in test_trajectory.py)."""
   config, mm = parity.pair(method, variant, dropout=False)
   if method == 'deeplabv3' and 'd16' in variant:  # make OHEM select a strict subset
     config.model.decode_head.sampler.min_kept = 2000

@@ -20,11 +20,8 @@ def test_eval_logits_equal_mmseg(method, variant, sizes):
   parity.assert_eval_logits_equal(*parity.pair(method, variant), sizes)
 
 
-TRAIN_CASES = [
-    ('hrnet', 'hr18s_512x1024_40k_cityscapes'),
-    ('ocrnet', 'hr18s_512x512_80k_ade20k'),
-    ('ocrnet', 'r101-d8_512x1024_40k_b8_cityscapes'),
-]
+# HRNetV2-W18-Small's HRNet and OCRNet train in float64 in test_trajectory.py.
+TRAIN_CASES = [('ocrnet', 'r101-d8_512x1024_40k_b8_cityscapes')]
 
 
 @pytest.mark.parametrize('method,variant', TRAIN_CASES, ids=[f'{m}:{v}' for m, v in TRAIN_CASES])
