@@ -22,7 +22,9 @@ DATASETS = {
     'synthetic': (6, ('64x64',), ('2k',), 16, (64, 64)),
 }
 
-# ResNetV1c backbone variants: depth, strides, dilations, multi_grid[, base channels].
+# ResNet backbone variants: depth, strides, dilations, multi_grid[, base channels]. ResNetV1c
+# (deep stem, open-mmlab:// weights), except ``rNb`` (r50b-d8): MMSeg's ``ResNet`` (V1b:
+# torchvision's 7x7 stem and weights).
 RESNETS = {
     # A quarter-width ResNet-18 (stem 32, stages 16..128 channels) for the quick start on
     # the synthetic set: trains on a laptop CPU in minutes. Not in MMSeg's zoo.
@@ -34,6 +36,9 @@ RESNETS = {
     'r50-d8': (50, (1, 2, 1, 1), (1, 1, 2, 4), None),
     'r101-d8': (101, (1, 2, 1, 1), (1, 1, 2, 4), None),
     'r101-d16-mg124': (101, (1, 2, 2, 1), (1, 1, 1, 2), (1, 2, 4)),
+    'r18b-d8': (18, (1, 2, 1, 1), (1, 1, 2, 4), None),
+    'r50b-d8': (50, (1, 2, 1, 1), (1, 1, 2, 4), None),
+    'r101b-d8': (101, (1, 2, 1, 1), (1, 1, 2, 4), None),
 }
 
 
@@ -109,10 +114,12 @@ def recipe(method: str, arg, valid) -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict()
   if backbone in RESNETS:
     depth, strides, dilations, multi_grid, *width = RESNETS[backbone]
-    c.model.backbone = dict(type='ResNetV1c', depth=depth, strides=strides,
-                            dilations=dilations, out_indices=(0, 1, 2, 3),
+    v1b = backbone.split('-')[0] == f'r{depth}b'
+    c.model.backbone = dict(type='ResNet' if v1b else 'ResNetV1c', depth=depth,
+                            strides=strides, dilations=dilations, out_indices=(0, 1, 2, 3),
                             contract_dilation=True, multi_grid=multi_grid)
-    c.model.pretrained = None if width else f'open-mmlab://resnet{depth}_v1c'
+    c.model.pretrained = (None if width else f'torchvision://resnet{depth}' if v1b
+                          else f'open-mmlab://resnet{depth}_v1c')
     if width:
       c.model.backbone.update(base_channels=width[0], stem_channels=2 * width[0])
   elif backbone in HRNETS:

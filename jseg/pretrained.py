@@ -1,7 +1,8 @@
 """ImageNet-pretrained backbones as MMSeg's ``model.pretrained`` loads them.
 
-``model.pretrained`` is an ``open-mmlab://`` name (resolved by :data:`URLS`, mmengine's
-``hub/openmmlab.json`` entries for the zoo's backbones), a URL (downloaded once into
+``model.pretrained`` is an ``open-mmlab://`` or ``torchvision://`` name (resolved by
+:data:`URLS`, mmengine's ``hub/openmmlab.json`` and ``hub/torchvision_0.12.json`` entries for the
+zoo's backbones), a URL (downloaded once into
 ``$JSEG_CACHE``, default ``~/.cache/jseg``, checked against the sha256 prefix in its file name)
 or a local ``.pth``. Loading is MMSeg's ``load_checkpoint(strict=False)`` on the backbone,
 made loud and guarded: missing and unexpected keys are logged, a wrongly shaped key or a file
@@ -22,7 +23,8 @@ from tqdm import tqdm
 
 from jseg import convert
 
-# mmengine 0.10's hub/openmmlab.json, for the backbones of MMSeg's zoo configs.
+# mmengine 0.10's hub/openmmlab.json and hub/torchvision_0.12.json (torchvision's
+# ResNet*_Weights.IMAGENET1K_V1), for the backbones of MMSeg's zoo configs.
 URLS = {
     'open-mmlab://resnet18_v1c':
         'https://download.openmmlab.com/pretrain/third_party/resnet18_v1c-b5776b93.pth',
@@ -36,6 +38,9 @@ URLS = {
         'https://download.openmmlab.com/pretrain/third_party/hrnetv2_w18-00eb2006.pth',
     'open-mmlab://msra/hrnetv2_w48':
         'https://download.openmmlab.com/pretrain/third_party/hrnetv2_w48-d2186c55.pth',
+    'torchvision://resnet18': 'https://download.pytorch.org/models/resnet18-f37072fd.pth',
+    'torchvision://resnet50': 'https://download.pytorch.org/models/resnet50-0676ba61.pth',
+    'torchvision://resnet101': 'https://download.pytorch.org/models/resnet101-63fe2227.pth',
 }
 MIN_LOADED = 0.9  # of the backbone's variables; a wrong file must not start a run from scratch
 _HASH = re.compile(r'-([a-f0-9]{8,})\.')  # torch.hub's convention: name-<sha256 prefix>.pth
@@ -48,10 +53,12 @@ def cache_dir() -> str:
 
 def resolve(pretrained: str) -> str:
   """The URL or local path of a ``model.pretrained`` value."""
-  if pretrained.startswith(('open-mmlab://', 'openmmlab://')):
-    name = 'open-mmlab://' + pretrained.split('://', 1)[1]
+  scheme, _, rest = pretrained.partition('://')
+  if scheme in ('open-mmlab', 'openmmlab', 'torchvision'):
+    name = ('torchvision://' if scheme == 'torchvision' else 'open-mmlab://') + rest
     if name not in URLS:
-      raise ValueError(f'unknown pretrained model {pretrained!r}; known: {", ".join(URLS)}')
+      raise ValueError(f'unknown pretrained model {pretrained!r} (not in jseg.pretrained.URLS; '
+                       f'a URL or a local .pth also works); known: {", ".join(URLS)}')
     return URLS[name]
   return pretrained
 

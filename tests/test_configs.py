@@ -17,9 +17,14 @@ IGNORED_MMSEG_KEYS = {'norm_cfg', 'act_cfg', 'init_cfg', 'norm_eval', 'style',
                       'num_stages', 'in_channels_', 'conv_cfg'}
 # MMSeg 1.x config files that differ from the v0.x config (and checkpoint) of their name:
 # (method, variant) -> the train_cfg values of v0.x. ann_r101-d8_4xb4-40k_voc12aug inherits
-# the r50 *20k* file in 1.x; v0.x's ann_r101-d8_512x512_40k_voc12aug trains 40k.
-MMSEG_1X_SCHEDULE_ERRORS = {('ann', 'r101-d8_512x512_40k_voc12aug'): dict(max_iters=40000,
-                                                                            val_interval=4000)}
+# the r50 *20k* file in 1.x; v0.x's ann_r101-d8_512x512_40k_voc12aug trains 40k. Likewise
+# deeplabv3plus_r18b-d8_4xb2-80k_cityscapes-769x769 inherits the r50 40k file; v0.x's
+# deeplabv3plus_r18b-d8_769x769_80k_cityscapes inherits the 80k one.
+MMSEG_1X_SCHEDULE_ERRORS = {
+    ('ann', 'r101-d8_512x512_40k_voc12aug'): dict(max_iters=40000, val_interval=4000),
+    ('deeplabv3plus', 'r18b-d8_769x769_80k_cityscapes'): dict(max_iters=80000,
+                                                              val_interval=8000),
+}
 
 
 def _method(path):

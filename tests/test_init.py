@@ -15,6 +15,9 @@ from jseg import train
 from jseg.convert import mmseg_to_jseg
 from test_trajectory import CASES
 
+# ResNetV1b (MMSeg's ``ResNet``: the 7x7 stem) besides the methods' cases.
+INIT_CASES = CASES + [('fcn', 'r18b-d8_512x1024_80k_cityscapes')]
+
 
 def _moments(x):
   x = np.asarray(x, np.float64).ravel()
@@ -22,7 +25,7 @@ def _moments(x):
   return x.mean(), std, np.mean(((x - x.mean()) / std) ** 4)
 
 
-@pytest.mark.parametrize('method,variant', CASES)
+@pytest.mark.parametrize('method,variant', INIT_CASES)
 def test_initial_variables_are_distributed_as_mmseg_init_weights(method, variant):
   config = copy.deepcopy(jconfig.load(f'configs/{method}.py:{variant}'))
   config.unlock()

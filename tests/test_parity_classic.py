@@ -3,7 +3,8 @@ import pytest
 
 import parity
 
-# Each method with each backbone depth; both align_corners settings; 19 / 150 / 21 classes.
+# Each method with each backbone depth; both align_corners settings; 19 / 150 / 21 classes;
+# the ResNetV1b stem (``rNb``) at two depths and both align_corners settings.
 CASES = [
     ('fcn', 'r18-d8_512x1024_80k_cityscapes'),
     ('fcn', 'r50-d8_512x512_80k_ade20k'),
@@ -18,6 +19,10 @@ CASES = [
     ('deeplabv3plus', 'r18-d8_769x769_80k_cityscapes'),
     ('deeplabv3plus', 'r50-d8_512x1024_40k_cityscapes'),
     ('deeplabv3plus', 'r101-d8_512x512_80k_ade20k'),
+    # ResNetV1b (MMSeg's ``ResNet``: 7x7 stem, torchvision's weights)
+    ('fcn', 'r18b-d8_769x769_80k_cityscapes'),
+    ('fcn', 'r50b-d8_512x1024_80k_cityscapes'),
+    ('pspnet', 'r50b-d8_769x769_80k_cityscapes'),
 ]
 
 

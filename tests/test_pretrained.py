@@ -20,12 +20,14 @@ from jseg.convert import mmseg_to_jseg, variable_shapes
 # The classification layers the real ImageNet files have besides the backbone's keys.
 CLASSIFIERS = {
     'ResNetV1c': {'fc.weight': (1000, 2048), 'fc.bias': (1000,)},
+    'ResNet': {'fc.weight': (1000, 2048), 'fc.bias': (1000,)},
     'HRNet': {'incre_modules.0.0.conv1.weight': (32, 18, 1, 1), 'final_layer.0.weight': (2048, 1024, 1, 1),
               'classifier.weight': (1000, 2048), 'classifier.bias': (1000,)},
 }
 CASES = [('fcn', 'r18-d8_512x1024_80k_cityscapes', 'open-mmlab://resnet18_v1c'),
          ('fcn', 'r50-d8_512x1024_40k_cityscapes', 'open-mmlab://resnet50_v1c'),
          ('fcn', 'r101-d8_512x1024_40k_cityscapes', 'open-mmlab://resnet101_v1c'),
+         ('fcn', 'r50b-d8_512x1024_80k_cityscapes', 'torchvision://resnet50'),
          ('hrnet', 'hr18s_512x1024_40k_cityscapes', 'open-mmlab://msra/hrnetv2_w18_small'),
          ('hrnet', 'hr18_512x1024_40k_cityscapes', 'open-mmlab://msra/hrnetv2_w18'),
          ('hrnet', 'hr48_512x1024_40k_cityscapes', 'open-mmlab://msra/hrnetv2_w48')]
@@ -33,13 +35,15 @@ CASES = [('fcn', 'r18-d8_512x1024_80k_cityscapes', 'open-mmlab://resnet18_v1c'),
 
 def _imagenet_file(path, method, variant, seed=0):
   """A file in the layout of MMSeg's ImageNet weights for ``variant``'s backbone: its random
-  state_dict (keys relative to the backbone) plus the classifier; returns the state_dict."""
+  state_dict (keys relative to the backbone) plus the classifier; returns the state_dict.
+  torchvision's files (MMSeg's ``ResNet``) hold the bare state_dict, open-mmlab's wrap it."""
   mm = ref.randomize(ref.build_mmseg_model(ref.mmseg_config(method, variant).model), seed)
   sd = {k: v.clone() for k, v in mm.backbone.state_dict().items()}
   g = torch.Generator().manual_seed(seed)
-  for key, shape in CLASSIFIERS[type(mm.backbone).__name__].items():
+  kind = type(mm.backbone).__name__
+  for key, shape in CLASSIFIERS[kind].items():
     sd[key] = torch.randn(shape, generator=g)
-  torch.save({'state_dict': sd}, path)
+  torch.save(sd if kind == 'ResNet' else {'state_dict': sd}, path)
   return sd
 
 
@@ -78,13 +82,21 @@ def test_backbone_equals_mmseg_init_weights_from_the_same_file(tmp_path, method,
 def test_resolves_mmseg_names_to_mmengine_urls():
   import json
   import mmengine
-  hub = json.load(open(os.path.join(os.path.dirname(mmengine.__file__), 'hub', 'openmmlab.json')))
+  hubs = {scheme: json.load(open(os.path.join(os.path.dirname(mmengine.__file__), 'hub', f)))
+          for scheme, f in (('open-mmlab', 'openmmlab.json'),
+                            ('torchvision', 'torchvision_0.12.json'))}
   for name, url in pretrained.URLS.items():
-    assert hub[name[len('open-mmlab://'):]] == url
+    scheme, _, key = name.partition('://')
+    assert hubs[scheme][key] == url
     assert pretrained.resolve(name) == url
+  assert {f'torchvision://resnet{d}' for d in (18, 50, 101)} <= set(pretrained.URLS)
+  assert pretrained.resolve('openmmlab://resnet50_v1c') == pretrained.URLS[
+      'open-mmlab://resnet50_v1c']
   assert pretrained.resolve('/data/x.pth') == '/data/x.pth'
   with pytest.raises(ValueError, match='resnet34_v1c'):
     pretrained.resolve('open-mmlab://resnet34_v1c')
+  with pytest.raises(ValueError, match="unknown pretrained model 'torchvision://resnet34'"):
+    pretrained.resolve('torchvision://resnet34')
 
 
 def test_another_depth_fails_naming_the_file_and_keys(tmp_path):

@@ -1,8 +1,8 @@
 """Backbones; ``build_backbone`` makes one from its config."""
 from jseg.models.backbones.hrnet import HRNet
-from jseg.models.backbones.resnet import ResNetV1c
+from jseg.models.backbones.resnet import ResNet, ResNetV1c
 
-BACKBONES = {'ResNetV1c': ResNetV1c, 'HRNet': HRNet}
+BACKBONES = {'ResNet': ResNet, 'ResNetV1c': ResNetV1c, 'HRNet': HRNet}
 
 
 def build_backbone(cfg):

@@ -1,4 +1,5 @@
-"""ResNetV1c (deep stem, pytorch style, dilated D8 / D16 with multi-grid), as in MMSeg."""
+"""MMSeg's ResNet (V1b: 7x7 stem) and ResNetV1c (deep stem): pytorch style, dilated D8 / D16
+with multi-grid."""
 from typing import Optional, Sequence
 
 import flax.linen as nn
@@ -98,8 +99,12 @@ class ResLayer(nn.Module):
     return x
 
 
-class ResNetV1c(nn.Module):
-  """MMSeg's ``ResNetV1c``; returns the outputs of the stages in ``out_indices``."""
+class ResNet(nn.Module):
+  """MMSeg's ``ResNet``; returns the outputs of the stages in ``out_indices``.
+
+  ``deep_stem=False`` (MMSeg's ``ResNet``, torchvision's V1b): one 7x7 stride-2 conv
+  (``conv1``, ``bn1``); ``deep_stem=True`` (:class:`ResNetV1c`): three 3x3 convs (``stem``).
+  """
   depth: int = 50
   strides: Sequence[int] = (1, 2, 1, 1)
   dilations: Sequence[int] = (1, 1, 2, 4)
@@ -108,12 +113,17 @@ class ResNetV1c(nn.Module):
   multi_grid: Optional[Sequence[int]] = None
   stem_channels: int = 64
   base_channels: int = 64
+  deep_stem: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False):
     kind, stage_blocks = ARCH_SETTINGS[self.depth]
     expansion = 1 if kind == 'basic' else 4
-    x = Stem(self.stem_channels, name='stem')(x, train)
+    if self.deep_stem:
+      x = Stem(self.stem_channels, name='stem')(x, train)
+    else:
+      x = conv2d(x, self.stem_channels, 7, stride=2, padding=3, use_bias=False, name='conv1')
+      x = nn.relu(BatchNorm(name='bn1')(x, train))
     x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
     inplanes = self.stem_channels
     outs = []
@@ -129,6 +139,11 @@ class ResNetV1c(nn.Module):
       if i in self.out_indices:
         outs.append(x)
     return outs
+
+
+class ResNetV1c(ResNet):
+  """MMSeg's ``ResNetV1c``: :class:`ResNet` with the deep stem."""
+  deep_stem: bool = True
 
 
 class Stem(nn.Module):
