@@ -19,6 +19,8 @@ from typing import Dict, List, Optional, Tuple
 
 import yaml
 
+from jseg import config as jconfig
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..'))
 OUT = os.path.join(ROOT, 'docs', 'model_zoo.md')
 
@@ -34,7 +36,6 @@ BATCH = {'cityscapes': '4xb2', 'ade20k': '4xb4', 'voc12aug': '4xb4'}
 # jseg config file -> (MMSeg config folder, MMSeg config name prefix), where they differ.
 MMSEG_NAMES = {'hrnet': ('hrnet', 'fcn'), 'nonlocal_net': ('nonlocal_net', 'nonlocal')}
 DATASET_NAMES = {'cityscapes': 'Cityscapes', 'ade20k': 'ADE20K', 'voc12aug': 'VOC 2012 aug'}
-SKIPPED_DATASETS = ('synthetic',)
 
 
 def default_mmseg_configs() -> Optional[str]:
@@ -130,7 +131,7 @@ def rows(mmseg_configs: str) -> List[dict]:
   for method, variants in variants_of.items():
     for variant in variants:
       parts = variant.split('_')
-      if parts[-1] in SKIPPED_DATASETS:
+      if parts[-1] in jconfig.JSEG_DATASETS:  # jseg's own: not in MMSeg's zoo
         continue
       mm_config = mmseg_config(method, variant)
       if not os.path.isfile(os.path.join(mmseg_configs, mm_config)):

@@ -15,11 +15,11 @@ import os
 from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
 
 import cv2
-import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jseg import config as jconfig
 from jseg import inference, visualize
 from jseg.data import transforms
 
@@ -43,48 +43,27 @@ class Segmentor(NamedTuple):
 
 def _load_config(config_or_spec):
   if isinstance(config_or_spec, (str, os.PathLike)):
-    from jseg import config as jconfig
     return jconfig.load(os.fspath(config_or_spec))
   return config_or_spec
-
-
-def check_variables(variables, config, source: str = 'checkpoint') -> None:
-  """Raises ValueError naming the missing, unexpected and wrongly shaped variables
-  of ``variables`` for ``config``'s model (e.g. a checkpoint of another architecture)."""
-  from jseg.convert import listing, variable_shapes
-  want = flax.traverse_util.flatten_dict(flax.core.unfreeze(variable_shapes(config)), sep='/')
-  got = flax.traverse_util.flatten_dict(flax.core.unfreeze(dict(variables)), sep='/')
-  missing = [k for k in want if k not in got]
-  unexpected = [k for k in got if k not in want]
-  wrong = [f'{k} has {tuple(np.shape(got[k]))}, needs {tuple(want[k].shape)}'
-           for k in want if k in got and tuple(np.shape(got[k])) != tuple(want[k].shape)]
-  errors = [f'{what} variables: {listing(keys)}' for what, keys in
-            (('missing', missing), ('unexpected', unexpected), ('wrongly shaped', wrong)) if keys]
-  if errors:
-    raise ValueError(f'{source} does not fit {config.name}:\n  ' + '\n  '.join(errors))
 
 
 def init_segmentor(config_or_spec, checkpoint: Optional[str] = None, seed: int = 0) -> Segmentor:
   """A :class:`Segmentor` of a config (or a config spec ``PATH[:VARIANT]``).
 
-  ``checkpoint``: an MMSeg ``.pth`` file (converted), or an orbax directory (jseg's
-  ``save_variables`` / ``jseg.convert``'s output, or a training state). Without one,
+  ``checkpoint``: an MMSeg ``.pth`` file (converted), an orbax directory (jseg's
+  ``save_variables`` / ``jseg.convert``'s output, or a training state) or a training
+  workdir (its best checkpoint): :func:`jseg.checkpoints.load_variables`. Without one,
   the weights are random (``seed``). A checkpoint that does not fit the config raises
   ValueError naming the offending keys.
   """
+  from jseg import checkpoints
   from jseg.models import build_segmentor
-  config = _load_config(config_or_spec)
+  config = jconfig.resolve_num_classes(_load_config(config_or_spec))
   model = build_segmentor(config)
   if checkpoint is None:
     variables = jax.jit(model.init)(jax.random.key(seed), jnp.zeros((1, 64, 64, 3), jnp.float32))
-  elif os.fspath(checkpoint).endswith('.pth'):
-    from jseg import convert
-    variables = convert.mmseg_to_jseg(convert.load_pth(os.fspath(checkpoint)), config)
   else:
-    from jseg import checkpoints
-    variables = checkpoints.restore_variables(os.fspath(checkpoint))
-    check_variables(variables, config, f'checkpoint {checkpoint}')
-    variables = jax.tree_util.tree_map(jnp.asarray, variables)
+    variables = checkpoints.load_variables(config, checkpoint)
   variables = {'params': variables['params'], 'batch_stats': variables['batch_stats']}
   align_corners = inference.output_align_corners(config)
   return Segmentor(model, variables, config,

@@ -20,7 +20,14 @@ DATASETS = {
     'voc12aug': (21, ('512x512',), ('20k', '40k'), 16, (2048, 512)),
     # jseg's procedural shapes (jseg/data/synthetic.py): the quick start; not in MMSeg's zoo.
     'synthetic': (6, ('64x64',), ('2k',), 16, (64, 64)),
+    # A user's own data set (jseg/data/folder.py), named by ``data.dataset``; its class count
+    # comes from the prepared data set (:func:`resolve_num_classes`). ADE20K's / VOC's recipe.
+    'folder': (None, ('512x512',), ('20k', '40k'), 16, (2048, 512)),
 }
+# jseg's own data sets: no MMSeg config of these variants.
+JSEG_DATASETS = ('synthetic', 'folder')
+# Laptop-sized backbones: their ``folder`` variant is the quick start's (64x64 crop, 2k).
+LAPTOP_BACKBONES = ('r18w16-d8',)
 
 # ResNet backbone variants: depth, strides, dilations, multi_grid[, base channels]. ResNetV1c
 # (deep stem, open-mmlab:// weights), except ``rNb`` (r50b-d8): MMSeg's ``ResNet`` (V1b:
@@ -70,7 +77,7 @@ def variants(backbones: Iterable[str], only: Dict[str, Tuple[str, ...]] = None,
 
   ``only`` restricts a backbone to names containing one of its patterns, e.g.
   ResNet-18 exists in the zoo for 80k Cityscapes only (every backbone trains on
-  ``synthetic``). ``schedules`` / ``crops``
+  ``synthetic`` and ``folder``). ``schedules`` / ``crops``
   replace a dataset's usual ones (e.g. HRNet's 160k Cityscapes schedule).
   """
   names = []
@@ -78,9 +85,11 @@ def variants(backbones: Iterable[str], only: Dict[str, Tuple[str, ...]] = None,
     for ds, (_, ds_crops, scheds, _, _) in DATASETS.items():
       scheds = (schedules or {}).get(ds, scheds)
       ds_crops = (crops or {}).get(ds, ds_crops)
+      if ds == 'folder' and bb in LAPTOP_BACKBONES:
+        ds_crops, scheds = DATASETS['synthetic'][1:3]
       for crop, sched in itertools.product(ds_crops, scheds):
         name = f'{bb}_{crop}_{sched}_{ds}'
-        if (only and bb in only and ds != 'synthetic'
+        if (only and bb in only and ds not in JSEG_DATASETS
             and not any(p in name for p in only[bb])):
           continue
         names.append(name)
@@ -107,6 +116,9 @@ def recipe(method: str, arg, valid) -> ml_collections.ConfigDict:
   """Config of ``method``'s variant ``arg`` without its heads: backbone, data, schedule, test."""
   backbone, crop, iters, dataset = parse_variant(arg, valid)
   num_classes, _, _, batch_size, test_scale = DATASETS[dataset]
+  laptop = crop == (64, 64)  # the synthetic quick start and its folder twin
+  if laptop:
+    test_scale = DATASETS['synthetic'][4]
   align_corners = crop == (769, 769)
   c = ml_collections.ConfigDict()
   c.name = f'{method}_{arg or DEFAULT_VARIANT}'
@@ -125,7 +137,7 @@ def recipe(method: str, arg, valid) -> ml_collections.ConfigDict:
   elif backbone in HRNETS:
     c.model.backbone = dict(type='HRNet', extra=HRNETS[backbone])
     c.model.pretrained = HRNET_PRETRAINED[backbone]
-  if dataset == 'synthetic' or c.model.pretrained is None:
+  if laptop or c.model.pretrained is None:
     # jseg's quick starts train from scratch; a typed None, so that
     # --config.model.pretrained=FILE can set one.
     c.model.pretrained = ml_collections.FieldReference(None, field_type=str)
@@ -134,29 +146,37 @@ def recipe(method: str, arg, valid) -> ml_collections.ConfigDict:
   # The synthetic shapes vary in size already: rescaling the 64-pixel images would only cut
   # them into ambiguous fragments, so its recipe keeps flips and photometric distortion.
   ratio_range = (1.0, 1.0) if dataset == 'synthetic' else (0.5, 2.0)
-  c.data = dict(dataset=dataset, num_classes=num_classes, crop_size=crop,
-                img_scale=test_scale, ratio_range=ratio_range, cat_max_ratio=0.75,
-                mean=(123.675, 116.28, 103.53), std=(58.395, 57.12, 57.375),
+  # Values that others derive from are FieldReferences: --config.data.num_classes=5 reaches
+  # every head, --config.train.iterations=1000 the intervals, --config.data.crop_size the test
+  # (a derived value set itself stops following).
+  c.data = dict(dataset=dataset, num_classes=ml_collections.FieldReference(num_classes, int),
+                crop_size=crop, img_scale=test_scale, ratio_range=ratio_range,
+                cat_max_ratio=0.75, mean=(123.675, 116.28, 103.53), std=(58.395, 57.12, 57.375),
                 ignore_index=255, reduce_zero_label=dataset == 'ade20k')
-  c.test = dict(mode='slide' if align_corners else 'whole', crop_size=crop,
-                stride=(513, 513) if align_corners else crop)
-  c.train = dict(optimizer='sgd', batch_size=batch_size, iterations=iters, lr=0.01,
-                 momentum=0.9,
-                 weight_decay=5e-4, poly_power=0.9, min_lr=1e-4,
-                 eval_interval=iters // 10, checkpoint_interval=iters // 10,
+  # MMSeg sets align_corners in every head; jseg's heads read this one key.
+  c.model.align_corners = align_corners
+  crop = c.data.get_ref('crop_size')
+  c.test = dict(mode='slide' if align_corners else 'whole', crop_size=crop.identity(),
+                stride=(513, 513) if align_corners else crop.identity())
+  iters_ref = ml_collections.FieldReference(iters)
+  c.train = dict(optimizer='sgd', batch_size=batch_size, iterations=iters_ref, lr=0.01,
+                 momentum=0.9, weight_decay=5e-4, poly_power=0.9, min_lr=1e-4,
+                 eval_interval=iters_ref // 10, checkpoint_interval=iters_ref // 10,
                  log_interval=50, keep_checkpoints=3)
   # Where the poly decay ends; None: at ``iterations`` (also when that is overridden).
-  c.train.schedule_end = None
-  if dataset == 'synthetic':  # from scratch in minutes: AdamW learns the shapes far faster
+  c.train.schedule_end = ml_collections.FieldReference(None, field_type=int)
+  if laptop:  # from scratch in minutes: AdamW learns the shapes far faster
     c.train.update(optimizer='adamw', lr=3e-3, weight_decay=1e-4, min_lr=1e-5)
   return c
 
 
 def head(c, type: str, **kwargs) -> dict:
-  """A head config with the recipe's classes, align_corners and loss (weight 1)."""
-  return dict(type=type, num_classes=c.data.num_classes,
-              align_corners=tuple(c.data.crop_size) == (769, 769),
-              loss_decode=loss_decode(1.0), **kwargs)
+  """A head config with the recipe's classes, align_corners, ignore_index and loss (weight 1),
+  the first three referenced: they follow ``data.num_classes`` / ``model.align_corners`` /
+  ``data.ignore_index`` when those are overridden."""
+  return dict(type=type, num_classes=c.data.get_ref('num_classes'),
+              align_corners=c.model.get_ref('align_corners'),
+              ignore_index=c.data.get_ref('ignore_index'), loss_decode=loss_decode(1.0), **kwargs)
 
 
 def fcn_aux_head(c, in_channels: int, channels: int) -> dict:
@@ -185,15 +205,46 @@ def resnet_widths(backbone_cfg) -> Tuple[int, int, int, int]:
   return c4, c4 // 4, c4 // 2, c4 // 8
 
 
-def load(spec: str) -> ml_collections.ConfigDict:
-  """Loads ``PATH[:VARIANT]`` and returns the locked ConfigDict."""
-  path, _, arg = spec.partition(':')
+def resolve_num_classes(config, data_dir=None) -> ml_collections.ConfigDict:
+  """``config`` with ``data.num_classes`` taken from its data set where the config leaves it
+  None (the ``folder`` variants: the prepared data set's metadata); a value that disagrees
+  with the data set's class count raises ValueError naming both."""
+  from jseg.data import datasets
+  name, num_classes = config.data.dataset, config.data.num_classes
+  try:
+    info = datasets.dataset_info(name, data_dir)
+  except FileNotFoundError:
+    if num_classes is None:  # the error names the prepare command
+      raise
+    return config  # e.g. predicting with a folder model where its data is not prepared
+  if num_classes is None:
+    config.data.num_classes = info.num_classes
+  elif num_classes != info.num_classes:
+    raise ValueError(f'data.num_classes={num_classes}, but data set {name!r} has '
+                     f'{info.num_classes} classes ({", ".join(info.classes[:5])}, ...): '
+                     f'set --config.data.num_classes={info.num_classes}, or use a '
+                     f'*_folder variant, which takes it from the data set')
+  return config
+
+
+def _module(path: str, spec: str):
   if not os.path.isfile(path):
     raise FileNotFoundError(f'config file {path!r} does not exist (from spec {spec!r})')
   module_spec = importlib.util.spec_from_file_location(
       os.path.splitext(os.path.basename(path))[0], path)
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
-  config = module.get_config(arg or None)
+  return module
+
+
+def config_variants(path: str) -> Tuple[str, ...]:
+  """The variant names that config file ``path`` accepts."""
+  return tuple(_module(path, path).VARIANTS)
+
+
+def load(spec: str) -> ml_collections.ConfigDict:
+  """Loads ``PATH[:VARIANT]`` and returns the locked ConfigDict."""
+  path, _, arg = spec.partition(':')
+  config = _module(path, spec).get_config(arg or None)
   config.lock()
   return config

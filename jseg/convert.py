@@ -69,10 +69,10 @@ def match_state_dict(sd: Mapping, shapes: Mapping, dtype=jnp.float32, strip: str
   """Matches the flat jseg variable ``shapes`` ({path: leaf}) with state_dict ``sd``, whose
   keys are MMSeg's without the prefix ``strip`` (e.g. ``'backbone.'`` for a backbone file).
 
-  Returns (values {path: array as ``dtype``}, missing keys, unexpected keys, wrongly shaped
-  keys described).
+  Returns (values {path: array as ``dtype``}, missing keys, unexpected keys, {path: how a
+  wrongly shaped key differs}).
   """
-  flat, missing, wrong = {}, [], []
+  flat, missing, wrong = {}, [], {}
   for path, leaf in shapes.items():
     key = mmseg_key(path)[len(strip):]
     if key not in sd:
@@ -85,7 +85,7 @@ def match_state_dict(sd: Mapping, shapes: Mapping, dtype=jnp.float32, strip: str
       value = value.reshape(leaf.shape)  # LayerNorm([C, 1, 1]) weights (GCNet) -> (C,)
     if value.shape != leaf.shape:
       need = (leaf.shape[3], leaf.shape[2], *leaf.shape[:2]) if path[-1] == 'kernel' else leaf.shape
-      wrong.append(f'{key} has {tuple(sd[key].shape)}, needs {tuple(need)}')
+      wrong[path] = f'{key} has {tuple(sd[key].shape)}, needs {tuple(need)}'
       continue
     flat[path] = jnp.asarray(value, dtype)
   unexpected = set(sd) - {mmseg_key(p)[len(strip):] for p in shapes}
@@ -101,10 +101,19 @@ def mmseg_to_jseg(state_dict: Mapping, config, dtype=jnp.float32) -> dict:
   shapes = flax.traverse_util.flatten_dict(flax.core.unfreeze(variable_shapes(config)))
   flat, missing, unexpected, wrong = match_state_dict(unwrap_state_dict(state_dict), shapes, dtype)
   errors = [f'{what} keys: {listing(keys)}' for what, keys in
-            (('missing', missing), ('unexpected', unexpected), ('wrongly shaped', wrong)) if keys]
+            (('missing', missing), ('unexpected', unexpected),
+             ('wrongly shaped', wrong.values())) if keys]
   if errors:
     raise ValueError(f'state_dict does not fit {config.name}:\n  ' + '\n  '.join(errors))
   return flax.traverse_util.unflatten_dict(flat)
+
+
+def jseg_to_mmseg(variables) -> Dict[str, np.ndarray]:
+  """MMSeg state_dict of jseg variables: names by :func:`mmseg_key`, kernels HWIO -> OIHW
+  (other shapes as jseg holds them: GCNet's LayerNorm weights stay (C,))."""
+  flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(variables))
+  return {mmseg_key(path): (np.asarray(v).transpose(3, 2, 0, 1) if path[-1] == 'kernel'
+                            else np.asarray(v)) for path, v in flat.items()}
 
 
 def load_pth(path: str) -> dict:

@@ -14,8 +14,13 @@ from ml_collections import config_flags
 config_flags.DEFINE_config_file('config', None, 'config file[:variant]', lock_config=True)
 flags.DEFINE_string('workdir', None, 'directory for checkpoints, logs and pictures')
 flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'predict', 'benchmark'], 'what to do')
-flags.DEFINE_string('checkpoint', None, '--mode=eval|predict: orbax checkpoint directory or '
-                    'MMSeg .pth (default: the best checkpoint in --workdir)')
+flags.DEFINE_string('checkpoint', None, '--mode=eval|predict|benchmark: orbax checkpoint '
+                    'directory, training workdir or MMSeg .pth (default: the best checkpoint in '
+                    '--workdir)')
+flags.DEFINE_string('init_from', None, '--mode=train: fine-tune from these weights (orbax '
+                    'checkpoint, training workdir or MMSeg .pth): variables of the same shape are '
+                    'loaded, classifiers re-initialized when the class count differs; optimizer '
+                    'and step start fresh')
 flags.DEFINE_string('image', None, '--mode=predict: the image to segment')
 flags.DEFINE_string('out', None, '--mode=predict: where to write the overlay (PNG)')
 flags.DEFINE_bool('tta', False, '--mode=predict: multi-scale + flip test-time augmentation')
@@ -31,14 +36,6 @@ flags.DEFINE_integer('benchmark_train_steps', 20, '--mode=benchmark: timed train
 flags.DEFINE_string('benchmark_json', None, '--mode=benchmark: also write the results here')
 flags.mark_flags_as_required(['config'])
 FLAGS = flags.FLAGS
-
-
-def load_variables(config, checkpoint: str):
-  """Model variables from an orbax directory (jseg's or a train workdir's) or an MMSeg .pth."""
-  from jseg import checkpoints, convert
-  if checkpoint.endswith('.pth'):
-    return convert.mmseg_to_jseg(convert.load_pth(checkpoint), config)
-  return checkpoints.restore_variables(checkpoint)
 
 
 def ensure_data(name: str) -> None:
@@ -59,12 +56,17 @@ def main(argv):
   import jax
   if FLAGS.distributed:
     jax.distributed.initialize()
-  from jseg import train
+  from jseg import checkpoints, train
+  from jseg import config as jconfig
   from jseg.data import datasets
-  config = FLAGS.config
+  try:  # a folder variant takes its class count from the prepared data set
+    config = jconfig.resolve_num_classes(FLAGS.config)
+  except FileNotFoundError as e:
+    raise SystemExit(f'error: {e}')
   if FLAGS.mode == 'benchmark':  # random inputs: needs no data set
     from jseg import benchmark
-    benchmark.run(config, load_variables(config, FLAGS.checkpoint) if FLAGS.checkpoint else None,
+    variables = checkpoints.load_variables(config, FLAGS.checkpoint) if FLAGS.checkpoint else None
+    benchmark.run(config, variables,
                   num_images=FLAGS.benchmark_images,
                   original_size=FLAGS.benchmark_size and benchmark.parse_size(FLAGS.benchmark_size),
                   train=FLAGS.benchmark_train, train_batch=FLAGS.benchmark_train_batch,
@@ -74,7 +76,7 @@ def main(argv):
     from jseg import apis
     if not (FLAGS.image and FLAGS.out and (FLAGS.checkpoint or FLAGS.workdir)):
       raise app.UsageError('--mode=predict needs --image, --out and --checkpoint (or --workdir)')
-    seg = apis.init_segmentor(config, FLAGS.checkpoint or train.best_checkpoint(FLAGS.workdir))
+    seg = apis.init_segmentor(config, FLAGS.checkpoint or FLAGS.workdir)
     label_map = apis.inference_segmentor(seg, FLAGS.image, tta=FLAGS.tta)
     apis.show_result(FLAGS.image, label_map, out_file=FLAGS.out, config=config)
     print(f'wrote {FLAGS.out}')
@@ -83,12 +85,14 @@ def main(argv):
   if FLAGS.mode == 'train':
     if not FLAGS.workdir:
       raise app.UsageError('--mode=train needs --workdir')
-    train.train_and_evaluate(config, FLAGS.workdir)
+    train.train_and_evaluate(config, FLAGS.workdir, init_from=FLAGS.init_from)
   elif FLAGS.mode == 'eval':
+    if not (FLAGS.checkpoint or FLAGS.workdir):
+      raise app.UsageError('--mode=eval needs --checkpoint or --workdir')
     from jseg import metrics
     from jseg.models import build_segmentor
-    checkpoint = FLAGS.checkpoint or train.best_checkpoint(FLAGS.workdir)
-    variables = load_variables(config, checkpoint)
+    checkpoint = checkpoints.resolve(FLAGS.checkpoint or FLAGS.workdir)
+    variables = checkpoints.load_variables(config, checkpoint)
     result = train.evaluate(config, build_segmentor(config), variables)
     if jax.process_index() == 0:
       names = datasets.dataset_info(config.data.dataset).classes

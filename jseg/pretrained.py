@@ -125,7 +125,7 @@ def load_backbone(variables, config, pretrained: Optional[str] = None):
       sd, backbone, dtype=next(iter(backbone.values())).dtype, strip='backbone.')
   if wrong:
     raise ValueError(f'{path} does not fit the backbone of {config.name}: wrongly shaped keys: '
-                     f'{convert.listing(wrong)}')
+                     f'{convert.listing(wrong.values())}')
   if len(loaded) < MIN_LOADED * len(backbone):
     raise ValueError(f'{path} does not fit the backbone of {config.name}: it has '
                      f'{len(loaded)} of its {len(backbone)} variables; missing keys: '

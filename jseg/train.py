@@ -13,7 +13,8 @@ import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from jseg import pretrained
+from jseg import config as jconfig
+from jseg import finetune, pretrained
 from jseg.inference import make_predict_fn, output_align_corners
 from jseg.models import build_segmentor, segmentor_loss, total_loss
 
@@ -62,12 +63,16 @@ def make_mesh(devices=None) -> Mesh:
   return Mesh(np.asarray(devices if devices is not None else jax.devices()), ('data',))
 
 
-def init_variables(config, rng, model=None) -> dict:
-  """A run's initial variables: flax's initializers (MMSeg's ``init_weights`` rules), then the
-  backbone from ``config.model.pretrained`` (:func:`jseg.pretrained.load_backbone`)."""
+def init_variables(config, rng, model=None, init_from: Optional[str] = None) -> dict:
+  """A run's initial variables: flax's initializers (MMSeg's ``init_weights`` rules), then
+  ``init_from``'s matching variables (:func:`jseg.finetune.load`) or, without it, the backbone
+  from ``config.model.pretrained`` (:func:`jseg.pretrained.load_backbone`; ``init_from``
+  replaces at least 90% of the backbone, so its ImageNet file is not needed)."""
   model = model or build_segmentor(config)
   # The variables do not depend on the image size: a small image initializes faster.
   variables = jax.jit(model.init)(rng, jnp.zeros((1, 64, 64, 3), jnp.float32))
+  if init_from:
+    return finetune.load(variables, config, init_from)
   return pretrained.load_backbone(variables, config)
 
 
@@ -146,16 +151,7 @@ def _checkpoint_managers(workdir: str, keep: int):
   return last, best
 
 
-def best_checkpoint(workdir: str) -> str:
-  """Directory of the best-mIoU training state saved in ``workdir``."""
-  root = os.path.abspath(os.path.join(workdir, 'checkpoints', 'best'))
-  steps = [int(d) for d in os.listdir(root) if d.isdigit()] if os.path.isdir(root) else []
-  if not steps:
-    raise FileNotFoundError(f'no checkpoint in {root}: train first, or pass --checkpoint')
-  return os.path.join(root, str(max(steps)), 'default')
-
-
-def _restore_or_init(manager, model, tx, config, mesh: Mesh):
+def _restore_or_init(manager, model, tx, config, mesh: Mesh, init_from: Optional[str]):
   """(state replicated over ``mesh``, resumed?) from the latest checkpoint, else fresh."""
   abstract = jax.eval_shape(lambda rng, image: init_state(tx, model.init(rng, image)),
                             jax.random.key(config.seed),
@@ -163,23 +159,28 @@ def _restore_or_init(manager, model, tx, config, mesh: Mesh):
   sharding = jax.tree_util.tree_map(lambda _: NamedSharding(mesh, P()), abstract)
   latest = manager.latest_step()
   if latest is None:
-    state = init_state(tx, init_variables(config, jax.random.key(config.seed), model))
+    state = init_state(tx, init_variables(config, jax.random.key(config.seed), model, init_from))
     return jax.device_put(state, sharding), False
   target = jax.tree_util.tree_map(
       lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract, sharding)
   return manager.restore(latest, args=ocp.args.StandardRestore(target)), True
 
 
-def train_and_evaluate(config, workdir: str, stop_at: Optional[int] = None) -> dict:
+def train_and_evaluate(config, workdir: str, stop_at: Optional[int] = None,
+                       init_from: Optional[str] = None) -> dict:
   """Trains ``config`` in ``workdir`` (resuming from its last checkpoint), evaluating as it goes.
 
   ``stop_at`` ends this run after that iteration (with a checkpoint) without changing the
-  schedule, as a preempted job would. Returns the last evaluation's metrics.
+  schedule, as a preempted job would. ``init_from`` starts a new run from another
+  checkpoint's weights (:func:`jseg.finetune.load`). Returns the last evaluation's metrics.
   """
   from jseg import report
   from jseg.data import loader
 
+  config = jconfig.resolve_num_classes(config)
   train_cfg = config.train
+  eval_every, save_every = (max(1, train_cfg.eval_interval),
+                            max(1, train_cfg.checkpoint_interval))
   is_main = jax.process_index() == 0
   mesh = make_mesh()
   if train_cfg.batch_size % jax.device_count():
@@ -188,13 +189,14 @@ def train_and_evaluate(config, workdir: str, stop_at: Optional[int] = None) -> d
   model = build_segmentor(config)
   tx = make_optimizer(train_cfg)
   last, best = _checkpoint_managers(workdir, train_cfg.keep_checkpoints)
-  state, resumed = _restore_or_init(last, model, tx, config, mesh)
+  state, resumed = _restore_or_init(last, model, tx, config, mesh, init_from)
   state_sharding = jax.tree_util.tree_map(lambda x: x.sharding, state)
   train_step = jit_train_step(make_train_step(model, tx, config.model), mesh, state_sharding)
   start = int(state.step)
   log = report.Reporter(workdir, config, enabled=is_main)
   if resumed:
-    log.text(f'resumed from {workdir} at iteration {start}')
+    log.text(f'resumed from {workdir} at iteration {start}'
+             + (f' (--init_from={init_from} applies to new runs only)' if init_from else ''))
   rng = jax.random.key(config.seed + 1)
   lr = lr_schedule(train_cfg)
   metrics = {}
@@ -210,13 +212,13 @@ def train_and_evaluate(config, workdir: str, stop_at: Optional[int] = None) -> d
       rate = (it - last_logged) * train_cfg.batch_size / (time.time() - tic)
       log.train(it, scalars, float(lr(step)), rate)
       tic, last_logged = time.time(), it
-    if it % train_cfg.eval_interval == 0 or it == train_cfg.iterations:
+    if it % eval_every == 0 or it == train_cfg.iterations:
       metrics = evaluate(config, model, state.variables, progress=is_main)
       log.eval(it, metrics)
       last.save(it, args=ocp.args.StandardSave(state))
       best.save(it, args=ocp.args.StandardSave(state), metrics={'mIoU': float(metrics['mIoU'])})
       tic = time.time()
-    elif it % train_cfg.checkpoint_interval == 0 or it == end:
+    elif it % save_every == 0 or it == end:
       last.save(it, args=ocp.args.StandardSave(state))
   last.wait_until_finished()
   best.wait_until_finished()

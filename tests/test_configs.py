@@ -1,7 +1,6 @@
 """Every config variant equals MMSeg's config of that name, builds, and converts MMSeg's weights."""
 import collections
 import glob
-import importlib.util
 import os
 
 import jax
@@ -31,15 +30,8 @@ def _method(path):
   return os.path.splitext(os.path.basename(path))[0]
 
 
-def _variants(path):
-  spec = importlib.util.spec_from_file_location(_method(path), path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.VARIANTS
-
-
-ALL = [(_method(p), v) for p in CONFIG_FILES for v in _variants(p)
-       if not v.endswith('_synthetic')]  # jseg's own data set: no MMSeg config to compare
+ALL = [(_method(p), v) for p in CONFIG_FILES for v in jconfig.config_variants(p)
+       if v.rsplit('_', 1)[1] not in jconfig.JSEG_DATASETS]  # jseg's own: no MMSeg config
 
 
 def _norm(v):

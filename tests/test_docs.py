@@ -9,6 +9,8 @@ import shlex
 import nbformat
 import pytest
 
+from jseg import config as jconfig
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -40,7 +42,8 @@ def test_model_zoo_lists_every_variant():
   variants = zoo.config_variants()
   assert set(variants) == {os.path.basename(p)[:-3] for p in glob.glob(f'{ROOT}/configs/*.py')}
   listed = set(re.findall(r'\| `configs/(\w+)\.py:([\w-]+)` \|', page))
-  expected = {(m, v) for m, vs in variants.items() for v in vs if not v.endswith('_synthetic')}
+  expected = {(m, v) for m, vs in variants.items() for v in vs
+              if v.rsplit('_', 1)[1] not in jconfig.JSEG_DATASETS}
   assert listed == expected
   rows = zoo.rows(MMSEG_CONFIGS)
   published = [r for r in rows if r['weights']]
@@ -68,7 +71,7 @@ def test_mmseg_names_agree_with_the_parity_tests():
   import mmseg_ref
   for method, variants in zoo.config_variants().items():
     for variant in variants:
-      if variant.endswith('_synthetic'):
+      if variant.rsplit('_', 1)[1] in jconfig.JSEG_DATASETS:
         continue
       assert os.path.join(mmseg_ref.CONFIG_ROOT, zoo.mmseg_config(method, variant)) == \
           mmseg_ref.mmseg_config_path(method, variant)

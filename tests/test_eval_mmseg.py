@@ -8,8 +8,8 @@ from mmseg.models.utils import resize
 
 from jseg import config as jconfig
 from jseg import train
+from jseg.checkpoints import load_variables
 from jseg.data import datasets, prepare, transforms
-from jseg.main import load_variables
 from jseg.models import build_segmentor
 from parity import mmseg_fcn
 

@@ -85,11 +85,13 @@ def head_loss(logits: jax.Array, labels: jax.Array, head_cfg) -> dict:
   loss_cfg = head_cfg.loss_decode
   class_weight = loss_cfg.get('class_weight')
   sampler = head_cfg.get('sampler')
-  weight = ohem_weight(logits, labels, sampler, class_weight) if sampler else None
+  ignore_index = head_cfg.get('ignore_index', IGNORE_INDEX)  # MMSeg's BaseDecodeHead default
+  weight = ohem_weight(logits, labels, sampler, class_weight, ignore_index) if sampler else None
   ce = cross_entropy(logits, labels, class_weight=class_weight,
-                     avg_non_ignore=loss_cfg.get('avg_non_ignore', False), pixel_weight=weight)
+                     avg_non_ignore=loss_cfg.get('avg_non_ignore', False), pixel_weight=weight,
+                     ignore_index=ignore_index)
   return {loss_cfg.get('loss_name', 'loss_ce'): loss_cfg.loss_weight * ce,
-          'acc_seg': accuracy(logits, labels)}
+          'acc_seg': accuracy(logits, labels, ignore_index)}
 
 
 def segmentor_loss(model_cfg, outputs: Mapping[str, jax.Array], labels: jax.Array) -> dict:
@@ -100,7 +102,7 @@ def segmentor_loss(model_cfg, outputs: Mapping[str, jax.Array], labels: jax.Arra
   ``outputs`` is what the segmentor returns with ``train=True``: head prefix ->
   logits, or -> ``{name: logits}`` for heads with several outputs (DANet), whose
   terms are named ``decode.<name>.loss_ce``. ``labels`` are (N, H, W) integer maps
-  with 255 for ignored pixels.
+  with each head's ``ignore_index`` (255) for ignored pixels.
   """
   head_cfgs = {'decode': model_cfg.decode_head, 'aux': model_cfg.get('auxiliary_head')}
   if isinstance(model_cfg.decode_head, (list, tuple)):  # cascade: decode_0, decode_1, ...

@@ -22,7 +22,7 @@ HEADS.update({cls.__name__: cls for cls in (UPerHead, GCHead, NLHead)})
 HEADS.update({cls.__name__: cls for cls in (PSAHead, CCHead)})
 
 # Config keys that describe the head to MMSeg or to the loss, not to the module.
-NON_MODULE_KEYS = ('type', 'in_channels', 'loss_decode', 'sampler')
+NON_MODULE_KEYS = ('type', 'in_channels', 'loss_decode', 'sampler', 'ignore_index')
 
 
 def build_head(cfg, name: str) -> DecodeHead:
