@@ -215,3 +215,32 @@ def test_own_data_walkthrough_runs_as_written(tmp_path):
       assert value.shape[-1] == 3 and source[p].shape[-1] == 6
     else:
       np.testing.assert_array_equal(np.asarray(value), np.asarray(source[p]), err_msg='/'.join(p))
+
+
+# ---- an ImageNet-style pretrained backbone learns faster --------------------------------------
+
+def test_pretrained_backbone_trains_another_method_faster(tmp_path, monkeypatch):
+  """The quick start's FCN trained on the synthetic set (500 iterations at lr 1e-2: 21.5 mIoU),
+  its backbone saved in the layout of MMSeg's ImageNet files, starts a PSPNet
+  (``model.pretrained``) that reaches 23.8 mIoU in 150 iterations; from random weights the same
+  schedule predicts background only (12.3). Measured on 2 CPU cores; the margin asserted is 8."""
+  monkeypatch.setenv('JSEG_DATA', str(tmp_path / 'data'))
+  prepare.prepare('synthetic')
+
+  def run(spec, iterations, workdir, pretrained=None):
+    config = jconfig.load(spec)
+    config.train.update(iterations=iterations, lr=0.01, eval_interval=iterations,
+                        log_interval=iterations)
+    config.model.pretrained = pretrained
+    return train.train_and_evaluate(config, str(tmp_path / workdir))['mIoU']
+
+  run('configs/fcn.py:r18w16-d8_64x64_2k_synthetic', 500, 'fcn')
+  variables = checkpoints.restore_variables(checkpoints.best_checkpoint(str(tmp_path / 'fcn')))
+  backbone = {k[len('backbone.'):]: torch.from_numpy(v) for k, v in
+              convert.jseg_to_mmseg(variables).items() if k.startswith('backbone.')}
+  backbone.update({'fc.weight': torch.zeros(1000, 128), 'fc.bias': torch.zeros(1000)})
+  torch.save({'state_dict': backbone}, tmp_path / 'imagenet.pth')
+  spec = 'configs/pspnet.py:r18w16-d8_64x64_2k_synthetic'
+  scratch = run(spec, 150, 'scratch')
+  pretrained = run(spec, 150, 'pretrained', str(tmp_path / 'imagenet.pth'))
+  assert pretrained > scratch + 8, (pretrained, scratch)

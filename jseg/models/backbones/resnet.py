@@ -114,6 +114,7 @@ class ResNet(nn.Module):
   stem_channels: int = 64
   base_channels: int = 64
   deep_stem: bool = False
+  zero_init_residual: bool = True  # MMSeg's default: each block's last BN scale starts at 0
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False):
@@ -134,7 +135,7 @@ class ResNet(nn.Module):
                    downsample=stride != 1 or inplanes != planes * expansion,
                    contract_dilation=self.contract_dilation,
                    multi_grid=self.multi_grid if i == len(stage_blocks) - 1 else None,
-                   zero_init_residual=True, name=f'layer{i + 1}')(x, train)
+                   zero_init_residual=self.zero_init_residual, name=f'layer{i + 1}')(x, train)
       inplanes = planes * expansion
       if i in self.out_indices:
         outs.append(x)
