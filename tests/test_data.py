@@ -2,6 +2,7 @@
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -13,7 +14,7 @@ import pytest
 from PIL import Image
 
 from jseg import config as jconfig
-from jseg.data import cityscapes, datasets, prepare, synthetic
+from jseg.data import builder, cityscapes, datasets, loader, prepare, synthetic
 from jseg.data.sources import DataError
 
 H, W = 33, 47
@@ -270,8 +271,10 @@ def test_label_out_of_range_names_the_file_and_writes_nothing(tmp_path):
   bad = root / 'annotations' / 'training' / 'ADE_2.png'
   _write(str(bad), _png(np.full((H, W), 151, np.uint8)))  # ADE's raw labels stop at 150
   out = str(tmp_path / 'data')
-  with pytest.raises(DataError, match=r'ADE_2\.png has values \[151\] outside \[0, 151\)'):
+  with pytest.raises(DataError) as e:
     prepare.prepare('ade20k', str(root), out)
+  assert str(e.value) == (f'{bad} (image {root / "images" / "training" / "ADE_2.jpg"}): label '
+                          'has values [151] outside 0..150 and ignore 255')
   _nothing_written(out, 'ade20k')
 
 
@@ -280,7 +283,8 @@ def test_size_mismatch(tmp_path):
   _write(str(root / 'annotations' / 'validation' / 'ADE_1.png'), _png(np.zeros((H, W + 1),
                                                                               np.uint8)))
   out = str(tmp_path / 'data')
-  with pytest.raises(DataError, match=r'size mismatch: image .*ADE_1\.jpg is 47x33'):
+  with pytest.raises(DataError, match=r'ADE_1\.png \(image .*ADE_1\.jpg\): size mismatch: '
+                                      r'image is 47x33 \(WxH\) but its label is 48x33$'):
     prepare.prepare('ade20k', str(root), out)
   _nothing_written(out, 'ade20k')
 
@@ -291,8 +295,121 @@ def test_unreadable_image_via_cli(tmp_path, capsys):
   out = str(tmp_path / 'data')
   assert prepare.main(['ade20k', f'--source={root}', f'--out={out}']) == 1
   err = capsys.readouterr().err
-  assert 'unreadable image' in err and 'ADE_1.jpg' in err
+  assert err.endswith(f'\nerror: {root / "images" / "training" / "ADE_1.jpg"}: unreadable image\n')
   _nothing_written(out, 'ade20k')
+
+
+# --- records modified or corrupted after prepare -----------------------------------------------
+
+@pytest.fixture(scope='module')
+def prepared_synthetic(tmp_path_factory):
+  out = str(tmp_path_factory.mktemp('synthetic'))
+  prepare.prepare('synthetic', data_dir=out, num_samples={'train': 4, 'val': 2}, size=40)
+  return out
+
+
+def _copy(data_dir, tmp_path) -> str:
+  shutil.copytree(data_dir, tmp_path / 'data')
+  return str(tmp_path / 'data')
+
+
+def _rewrite_record(data_dir, name, split, index, record: bytes = None, **fields):
+  """Replaces record ``index`` of a prepared split: by ``record``, or by itself with ``fields``."""
+  from array_record.python.array_record_module import ArrayRecordReader, ArrayRecordWriter
+  path = os.path.join(builder.dataset_dir(data_dir, name),
+                      f'{name}-{split}.array_record-00000-of-00001')
+  reader = ArrayRecordReader(path)
+  records = reader.read_all()
+  reader.close()
+  if record is None:
+    features = builder._features()
+    record = features.serialize_example(
+        {**features.deserialize_example_np(records[index]), **fields})
+  records[index] = record
+  writer = ArrayRecordWriter(path, 'group_size:1')
+  for r in records:
+    writer.write(r)
+  writer.close()
+
+
+def _label_png(values, shape=(40, 40)):
+  label = np.zeros(shape, np.uint8)
+  label.flat[:len(values)] = values
+  return _png(label)
+
+
+@pytest.mark.parametrize('change, problem', [
+    (dict(image=b'not an image'), 'unreadable image'),
+    (dict(label=b''), 'unreadable label'),
+    (dict(label=_label_png([5, 255, 6, 200, 6])),
+     'label has values [6, 200] outside 0..5 and ignore 255'),
+    (dict(label=_label_png([], (40, 41))),
+     'size mismatch: image is 40x40 (WxH) but its label is 41x40'),
+    (dict(label=_png(np.zeros((40, 40, 3), np.uint8))),
+     'label has shape (40, 40, 3): expected a single-channel map of class ids'),
+])
+def test_corrupted_record_names_the_record(prepared_synthetic, tmp_path, change, problem):
+  out = _copy(prepared_synthetic, tmp_path)
+  _rewrite_record(out, 'synthetic', 'train', 2, **change)
+  src = datasets.open_split('synthetic', 'train', out)
+  with pytest.raises(DataError) as e:
+    src[2]
+  assert str(e.value) == f'synthetic train record 2 (train_00002): {problem}'
+  assert [src[i]['name'] for i in (0, 1, 3)] == ['train_00000', 'train_00001', 'train_00003']
+
+
+def test_unparsable_record_names_the_record(prepared_synthetic, tmp_path):
+  out = _copy(prepared_synthetic, tmp_path)
+  _rewrite_record(out, 'synthetic', 'val', 1, record=b'garbage')
+  with pytest.raises(DataError, match=r'^synthetic val record 1: does not parse \(.*corrupt'):
+    datasets.open_split('synthetic', 'val', out)[1]
+
+
+def _synthetic_config(batch_size):
+  config = jconfig.load('configs/fcn.py:r18-d8_64x64_2k_synthetic')
+  config.train.batch_size = batch_size
+  return config
+
+
+def test_train_batches_raise_the_record_error_in_the_main_thread(prepared_synthetic, tmp_path):
+  """The pipeline runs in grain's threads: the error reaches the caller, message intact."""
+  out = _copy(prepared_synthetic, tmp_path)
+  config = _synthetic_config(batch_size=2)
+  bad = int(loader._permutation(config.seed, 0, 4)[2])  # read by step 1
+  _rewrite_record(out, 'synthetic', 'train', bad, label=_label_png([40, 77]))
+  batches = loader.train_batches(config, data_dir=out, num_threads=2)
+  images, labels = next(batches)
+  assert images.shape == (2, 64, 64, 3) and labels.shape == (2, 64, 64)
+  with pytest.raises(DataError) as e:
+    next(batches)
+  assert str(e.value) == (f'synthetic train record {bad} (train_0000{bad}): label has values '
+                          '[40, 77] outside 0..5 and ignore 255')
+
+
+def test_eval_samples_raise_the_record_error(prepared_synthetic, tmp_path):
+  out = _copy(prepared_synthetic, tmp_path)
+  _rewrite_record(out, 'synthetic', 'val', 1, image=b'\x89PNG truncated')
+  samples = loader.eval_samples(_synthetic_config(1), data_dir=out, progress=False)
+  assert next(samples)[1].shape == (40, 40)
+  with pytest.raises(DataError) as e:
+    next(samples)
+  assert str(e.value) == 'synthetic val record 1 (val_00001): unreadable image'
+
+
+def test_reduce_zero_label_data_set_checks_raw_labels(tmp_path):
+  """ADE20K's raw labels run 0..150 (0 becomes 255, the others class - 1): 150 is valid."""
+  out = str(tmp_path / 'data')
+  prepare.prepare('ade20k', str(_fake_ade(tmp_path, n=1)), out)
+  raw = np.zeros((H, W), np.uint8)
+  raw[0, :3] = (150, 255, 1)
+  _rewrite_record(out, 'ade20k', 'train', 0, label=_png(raw))
+  np.testing.assert_array_equal(datasets.open_split('ade20k', 'train', out)[0]['gt_seg_map'], raw)
+  raw[1, 0] = 151
+  _rewrite_record(out, 'ade20k', 'train', 0, label=_png(raw))
+  with pytest.raises(DataError) as e:
+    datasets.open_split('ade20k', 'train', out)[0]
+  assert str(e.value) == ('ade20k train record 0 (ADE_0): label has values [151] outside 0..150 '
+                          'and ignore 255')
 
 
 def test_missing_label_and_missing_source(tmp_path):

@@ -269,6 +269,12 @@ def test_random_flip_matches_mmseg(sample):
   assert seen == {True, False}
 
 
+def test_random_flip_rejects_an_unknown_direction():
+  with pytest.raises(ValueError) as e:
+    T.RandomFlip(0.5, direction='diagonal')
+  assert str(e.value) == "RandomFlip direction='diagonal': expected 'horizontal' or 'vertical'"
+
+
 # ----------------------------------------------------------------------------- photometric
 def _pmd_script(brightness, mode, contrast, saturation, hue):
   """MMSeg's draw sequence for the given parameters (None: the step is skipped)."""
@@ -401,3 +407,17 @@ def test_pipelines_from_config():
     assert max(test['img'].shape[:2]) == max(data.img_scale) or \
         min(test['img'].shape[:2]) == min(data.img_scale)
     assert test['gt_seg_map'].shape == seg.shape
+
+
+@pytest.mark.parametrize('key', ['reduce_zero_label', 'ratio_range', 'cat_max_ratio',
+                                 'ignore_index'])
+def test_pipelines_need_every_key(key):
+  """A missing (e.g. misspelled) key is an error, not a silent default."""
+  cfg = dict(crop_size=CROP, img_scale=IMG_SCALE, ratio_range=(0.5, 2.0), cat_max_ratio=0.75,
+             mean=MEAN, std=STD, ignore_index=255, reduce_zero_label=False)
+  cfg[key + '_'] = cfg.pop(key)
+  with pytest.raises(KeyError, match=key):
+    T.train_pipeline(cfg)
+  if key == 'reduce_zero_label':
+    with pytest.raises(KeyError, match=key):
+      T.test_pipeline(cfg)

@@ -10,14 +10,15 @@ re-encoded as a grayscale PNG (palette PNGs become their indices, Cityscapes ids
 ids) and the sample name.
 
 Every sample is checked before it is written (readable image and label, same size, label values
-in ``[0, num_labels)`` or 255) and the data set is built in a temporary folder next to its
-destination, then renamed into place: a failed or killed prepare leaves no data set behind.
+in ``[0, num_labels)`` or 255: ``label_problem``, which readers run too) and the data set is built
+in a temporary folder next to its destination, then renamed into place: a failed or killed
+prepare leaves no data set behind.
 """
 import os
 import re
 import shutil
 import tempfile
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import tqdm
@@ -30,22 +31,34 @@ NAME_RE = re.compile(r'^[a-z][a-z0-9_]*$')
 FILENAME_TEMPLATE = '{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}'  # TFDS's default
 
 
+def label_problem(image_shape, label: np.ndarray, num_labels: int) -> Optional[str]:
+  """What is wrong with ``label`` for an image of ``image_shape`` (H, W[, C]); None if nothing.
+
+  A label must be H x W with values in ``[0, num_labels)`` or IGNORE_INDEX. Cheap enough to run
+  on every read: a bincount of a uint8 label.
+  """
+  if label.ndim != 2:
+    return f'label has shape {label.shape}: expected a single-channel map of class ids'
+  if label.shape != tuple(image_shape[:2]):
+    return (f'size mismatch: image is {image_shape[1]}x{image_shape[0]} (WxH) but its label '
+            f'is {label.shape[1]}x{label.shape[0]}')
+  values = np.flatnonzero(np.bincount(label.ravel())) if label.dtype == np.uint8 else \
+      np.unique(label)
+  bad = values[((values < 0) | (values >= num_labels)) & (values != IGNORE_INDEX)]
+  if bad.size:
+    return (f'label has values {bad.tolist()[:10]} outside 0..{num_labels - 1} and ignore '
+            f'{IGNORE_INDEX}')
+  return None
+
+
 def check_sample(sample: Sample, num_labels: int):
-  """(encoded image, PNG label) of a valid sample; a DataError naming the file otherwise."""
+  """(encoded image, PNG label) of a valid sample; a DataError naming the files otherwise."""
   image = sample.read_image()
   img = decode_image(image, sample.image_path)
   label = sample.read_label()
-  if label.ndim != 2:
-    raise DataError(f'label {sample.label_path} has shape {label.shape}: expected a '
-                    'single-channel image of class ids')
-  if label.shape != img.shape[:2]:
-    raise DataError(f'size mismatch: image {sample.image_path} is {img.shape[1]}x{img.shape[0]} '
-                    f'(WxH) but its label {sample.label_path} is {label.shape[1]}x{label.shape[0]}')
-  values = np.unique(label)
-  bad = values[((values < 0) | (values >= num_labels)) & (values != IGNORE_INDEX)]
-  if bad.size:
-    raise DataError(f'label {sample.label_path} has values {bad.tolist()[:10]} outside '
-                    f'[0, {num_labels}) and {IGNORE_INDEX} (the ignore index)')
+  problem = label_problem(img.shape, label, num_labels)
+  if problem:
+    raise DataError(f'{sample.label_path} (image {sample.image_path}): {problem}')
   return image, encode_png(label.astype(np.uint8))
 
 

@@ -18,9 +18,10 @@ import os
 from typing import Optional, Tuple
 
 import cv2
-import numpy as np
+from google.protobuf import message as protobuf_message
 
 from jseg.data import builder
+from jseg.data.sources import DataError, decode_image, imdecode
 
 # name -> (module, --source example for messages)
 BUILDERS = {
@@ -90,6 +91,13 @@ def _tfds_builder(name: str, data_dir: Optional[str]):
   return tfds.builder_from_directory(path)
 
 
+def _stored_info(name: str, tfds_builder) -> DatasetInfo:
+  meta = tfds_builder.info.metadata
+  return DatasetInfo(name=name, classes=tuple(meta['classes']),
+                     palette=tuple(tuple(p) for p in meta['palette']),
+                     reduce_zero_label=bool(meta.get('reduce_zero_label', False)))
+
+
 def dataset_info(name: str, data_dir: Optional[str] = None) -> DatasetInfo:
   """Class names, RGB palette and num_classes of ``name``.
 
@@ -98,16 +106,17 @@ def dataset_info(name: str, data_dir: Optional[str] = None) -> DatasetInfo:
   """
   if name in BUILDERS and name != 'folder':
     return _builtin_info(name)
-  meta = _tfds_builder(name, data_dir).info.metadata
-  return DatasetInfo(name=name, classes=tuple(meta['classes']),
-                     palette=tuple(tuple(p) for p in meta['palette']),
-                     reduce_zero_label=bool(meta.get('reduce_zero_label', False)))
+  return _stored_info(name, _tfds_builder(name, data_dir))
 
 
 class SegmentationSource:
   """Random access to one split: ``len(src)``, ``src[i]`` -> dict(img, gt_seg_map, name).
 
   A grain ``RandomAccessDataSource`` (picklable, so grain's worker processes can use it).
+  Every record read is checked as prepare checks it (``builder.label_problem``): a record
+  modified or corrupted since raises a DataError naming the data set, split, record index and
+  sample name, e.g. ``cityscapes train record 17 (aachen_000017_000019): label has values
+  [40, 77] outside 0..18 and ignore 255``.
   """
 
   def __init__(self, name: str, split: str, data_dir: Optional[str] = None):
@@ -116,18 +125,28 @@ class SegmentationSource:
     if split not in splits:
       raise ValueError(f'{name} has no split {split!r}; its splits: {", ".join(splits)}')
     self.name, self.split, self.data_dir = name, split, _resolve(data_dir)
+    self.num_labels = _stored_info(name, tfds_builder).num_labels
     self._records = tfds_builder.as_data_source(split)
 
   def __len__(self) -> int:
     return len(self._records)
 
   def __getitem__(self, index: int) -> dict:
-    record = self._records[int(index)]
+    where = f'{self.name} {self.split} record {int(index)}'
+    try:
+      record = self._records[int(index)]
+    except protobuf_message.DecodeError as e:
+      raise DataError(f'{where}: does not parse ({e})') from e
     name = record['name']
-    return dict(
-        img=cv2.imdecode(np.frombuffer(record['image'], np.uint8), cv2.IMREAD_COLOR),
-        gt_seg_map=cv2.imdecode(np.frombuffer(record['label'], np.uint8), cv2.IMREAD_UNCHANGED),
-        name=name.decode('utf-8') if isinstance(name, bytes) else name)
+    name = name.decode('utf-8') if isinstance(name, bytes) else name
+    where += f' ({name})'
+    img = decode_image(record['image'], where)
+    label = imdecode(record['label'], cv2.IMREAD_UNCHANGED)
+    problem = ('unreadable label' if label is None else
+               builder.label_problem(img.shape, label, self.num_labels))
+    if problem:
+      raise DataError(f'{where}: {problem}')
+    return dict(img=img, gt_seg_map=label, name=name)
 
   def __repr__(self) -> str:
     return f'SegmentationSource({self.name!r}, {self.split!r}, {len(self)} samples, {self.data_dir})'

@@ -5,7 +5,8 @@ record ``permutation(seed, epoch)[g % N]`` of epoch ``g // N``, augmented with
 ``np.random.default_rng((seed, epoch, g % N))``. So a run is reproducible, a restart
 at step ``s`` continues exactly where it stopped, and each process reads only its
 contiguous share of every global batch. grain runs the pipelines in threads ahead of
-the train step.
+the train step; a bad record's DataError (naming the data set, split, record index and sample,
+see ``datasets.SegmentationSource``) is raised, unchanged, by the ``next()`` of its batch.
 """
 import functools
 from typing import Iterator, Optional, Tuple

@@ -102,13 +102,16 @@ def _read_file(path: str) -> bytes:
     return f.read()
 
 
+def imdecode(data: bytes, flags: int) -> Optional[np.ndarray]:
+  """``cv2.imdecode`` of encoded ``data``; None where it does not decode (or is empty)."""
+  return cv2.imdecode(np.frombuffer(data, np.uint8), flags) if data else None
+
+
 def decode_image(data: bytes, where: str) -> np.ndarray:
   """BGR uint8 H x W x 3, exactly as ``cv2.imread`` (and MMSeg's LoadImageFromFile) gives it."""
-  img = None
-  if data:
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+  img = imdecode(data, cv2.IMREAD_COLOR)
   if img is None:
-    raise DataError(f'unreadable image: {where}')
+    raise DataError(f'{where}: unreadable image')
   return img
 
 
@@ -121,7 +124,7 @@ def decode_label(data: bytes, where: str) -> np.ndarray:
     with Image.open(io.BytesIO(data)) as im:
       label = np.array(im)
   except Exception as e:  # PIL raises several types for broken files
-    raise DataError(f'unreadable label image: {where} ({e})') from e
+    raise DataError(f'{where}: unreadable label ({e})') from e
   if label.dtype == bool:
     label = label.astype(np.uint8)
   return label
@@ -129,5 +132,6 @@ def decode_label(data: bytes, where: str) -> np.ndarray:
 
 def encode_png(array: np.ndarray) -> bytes:
   ok, buf = cv2.imencode('.png', array)
-  assert ok
+  if not ok:
+    raise ValueError(f'cv2 cannot encode a {array.dtype} array of shape {array.shape} as PNG')
   return buf.tobytes()

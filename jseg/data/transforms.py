@@ -24,7 +24,7 @@ The training pipeline of MMSeg's Cityscapes / ADE20K / VOC recipes::
 and the test pipeline: ``Resize(img_scale, keep_ratio=True)`` of the image only (the label
 stays at its original size for evaluation), ``ReduceZeroLabel``, ``Normalize``.
 """
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import cv2
 import numpy as np
@@ -33,10 +33,8 @@ Rng = Union[np.random.Generator, np.random.RandomState]
 Results = Dict[str, Any]
 
 
-# --------------------------------------------------------------------------------------
 # Random draws, the same for a Generator and a RandomState (MMSeg uses np.random's legacy
-# global state: randint(low, high) is high-exclusive, random_sample() in [0, 1)).
-# --------------------------------------------------------------------------------------
+# global state: randint(low, high) is high-exclusive; random() and choice() are the same).
 def _randint(rng: Rng, low: int, high: int) -> int:
   """An int in [low, high)."""
   if isinstance(rng, np.random.Generator):
@@ -44,24 +42,12 @@ def _randint(rng: Rng, low: int, high: int) -> int:
   return int(rng.randint(low, high))
 
 
-def _random(rng: Rng) -> float:
-  """A float in [0, 1)."""
-  return float(rng.random())
-
-
 def _uniform(rng: Rng, low: float, high: float) -> float:
   # A Python float: numpy 2 keeps float32 * python-float in float32, as MMSeg gets it.
   return float(rng.uniform(low, high))
 
 
-def _choice(rng: Rng, p: Sequence[float]) -> int:
-  """Index drawn with probabilities ``p`` (one uniform draw, like np.random.choice)."""
-  return int(rng.choice(len(p), p=list(p)))
-
-
-# --------------------------------------------------------------------------------------
 # Geometry helpers: mmcv's rescale_size / imrescale / imresize with the cv2 backend.
-# --------------------------------------------------------------------------------------
 def rescale_size(old_size: Tuple[int, int], scale: Union[float, Tuple[int, int]]
                  ) -> Tuple[Tuple[int, int], float]:
   """mmcv.rescale_size: ``old_size`` (w, h) -> (new (w, h), scale factor).
@@ -102,10 +88,20 @@ def reduce_zero_label(seg: np.ndarray) -> np.ndarray:
   return seg
 
 
-# --------------------------------------------------------------------------------------
-# Transforms.
-# --------------------------------------------------------------------------------------
-class ReduceZeroLabel:
+class Transform:
+  """A transform: ``sample`` draws its parameters (none for a deterministic one), a
+  subclass's ``apply(results, params)`` applies them, ``transform`` / calling it does both."""
+
+  def sample(self, results: Results, rng: Optional[Rng]) -> Any:
+    return None
+
+  def transform(self, results: Results, rng: Optional[Rng] = None) -> Results:
+    return self.apply(results, self.sample(results, rng))
+
+  __call__ = transform
+
+
+class ReduceZeroLabel(Transform):
   """The ``reduce_zero_label`` of MMSeg's LoadAnnotations (ADE20K). Deterministic."""
 
   def apply(self, results: Results, params=None) -> Results:
@@ -113,13 +109,8 @@ class ReduceZeroLabel:
     results['reduce_zero_label'] = True
     return results
 
-  def transform(self, results: Results, rng: Optional[Rng] = None) -> Results:
-    return self.apply(results)
 
-  __call__ = transform
-
-
-class Resize:
+class Resize(Transform):
   """mmcv's / MMSeg's ``Resize(scale, keep_ratio)``: image bilinear, label nearest.
 
   ``scale`` is (w, h) like MMSeg's; with ``keep_ratio`` it bounds the (long, short) edges.
@@ -148,40 +139,26 @@ class Resize:
       results['gt_seg_map'] = resize(results['gt_seg_map'], scale, 'nearest')
     return results
 
-  def transform(self, results: Results, rng: Optional[Rng] = None) -> Results:
-    return self.apply(results)
 
-  __call__ = transform
-
-
-class RandomResize:
+class RandomResize(Resize):
   """mmcv's ``RandomResize(scale, ratio_range, keep_ratio=True)``.
 
   Samples ``ratio ~ U[min, max)`` and the target scale ``(int(w * ratio), int(h * ratio))``,
-  then resizes with :class:`Resize`.
+  then resizes as :class:`Resize`.
   """
 
   def __init__(self, scale: Tuple[int, int], ratio_range: Tuple[float, float] = (0.5, 2.0),
                keep_ratio: bool = True):
-    self.scale = tuple(int(s) for s in scale)
+    super().__init__(scale, keep_ratio)
     self.ratio_range = tuple(ratio_range)
-    self.resize = Resize(self.scale, keep_ratio=keep_ratio)
 
   def sample(self, results: Results, rng: Rng) -> Tuple[int, int]:
     lo, hi = self.ratio_range
-    ratio = _random(rng) * (hi - lo) + lo
+    ratio = float(rng.random()) * (hi - lo) + lo
     return int(self.scale[0] * ratio), int(self.scale[1] * ratio)
 
-  def apply(self, results: Results, scale: Tuple[int, int]) -> Results:
-    return self.resize.apply(results, scale)
 
-  def transform(self, results: Results, rng: Rng) -> Results:
-    return self.apply(results, self.sample(results, rng))
-
-  __call__ = transform
-
-
-class RandomCrop:
+class RandomCrop(Transform):
   """MMSeg's ``RandomCrop(crop_size, cat_max_ratio, ignore_index)``; crop_size is (h, w).
 
   A box is drawn with offsets ``U{0..max(H - h, 0)}``, ``U{0..max(W - w, 0)}``. With
@@ -235,28 +212,24 @@ class RandomCrop:
     results['img_shape'] = results['img'].shape[:2]
     return results
 
-  def transform(self, results: Results, rng: Rng) -> Results:
-    return self.apply(results, self.sample(results, rng))
-
-  __call__ = transform
-
 
 def crop(img: np.ndarray, box: Tuple[int, int, int, int]) -> np.ndarray:
   y1, y2, x1, x2 = box
   return img[y1:y2, x1:x2, ...]
 
 
-class RandomFlip:
+class RandomFlip(Transform):
   """MMSeg's ``RandomFlip(prob, direction='horizontal')``; the sample is whether to flip."""
 
   def __init__(self, prob: float = 0.5, direction: str = 'horizontal'):
-    assert direction in ('horizontal', 'vertical')
+    if direction not in ('horizontal', 'vertical'):
+      raise ValueError(f"RandomFlip direction={direction!r}: expected 'horizontal' or 'vertical'")
     self.prob = float(prob)
     self.direction = direction
 
   def sample(self, results: Results, rng: Rng) -> bool:
-    # np.random.choice([direction, None], p=[prob, 1 - prob]) in mmcv.
-    return _choice(rng, [self.prob, 1.0 - self.prob]) == 0
+    # np.random.choice([direction, None], p=[prob, 1 - prob]) in mmcv: one uniform draw.
+    return int(rng.choice(2, p=[self.prob, 1.0 - self.prob])) == 0
 
   def apply(self, results: Results, flip: bool) -> Results:
     results['flip'] = bool(flip)
@@ -268,13 +241,8 @@ class RandomFlip:
         results['gt_seg_map'] = np.flip(results['gt_seg_map'], axis=axis).copy()
     return results
 
-  def transform(self, results: Results, rng: Rng) -> Results:
-    return self.apply(results, self.sample(results, rng))
 
-  __call__ = transform
-
-
-class PhotoMetricDistortion:
+class PhotoMetricDistortion(Transform):
   """MMSeg's ``PhotoMetricDistortion`` on a BGR uint8 image.
 
   The sample is a dict: ``brightness`` (beta or None), ``mode`` (0: contrast last,
@@ -337,13 +305,8 @@ class PhotoMetricDistortion:
     results['img'] = self.apply_img(results['img'], p)
     return results
 
-  def transform(self, results: Results, rng: Rng) -> Results:
-    return self.apply(results, self.sample(results, rng))
 
-  __call__ = transform
-
-
-class Normalize:
+class Normalize(Transform):
   """SegDataPreProcessor's ``bgr_to_rgb`` + ``(x - mean) / std`` in float32 (RGB mean/std)."""
 
   def __init__(self, mean, std, to_rgb: bool = True):
@@ -358,13 +321,8 @@ class Normalize:
     results['img'] = (img.astype(np.float32) - self.mean) / self.std
     return results
 
-  def transform(self, results: Results, rng: Optional[Rng] = None) -> Results:
-    return self.apply(results)
 
-  __call__ = transform
-
-
-class Pad:
+class Pad(Transform):
   """SegDataPreProcessor's padding to ``size`` (h, w) at the bottom / right.
 
   MMSeg 1.x pads after normalizing, so the image's ``pad_val`` 0 is 0 in normalized
@@ -392,28 +350,16 @@ class Pad:
       results['gt_seg_map'] = self.pad(results['gt_seg_map'], self.size, self.seg_pad_val)
     return results
 
-  def transform(self, results: Results, rng: Optional[Rng] = None) -> Results:
-    return self.apply(results)
 
-  __call__ = transform
-
-
-class RGBToBGR:
+class RGBToBGR(Transform):
   """Flips the channels of a record stored as RGB into the BGR that the pipelines expect."""
 
   def apply(self, results: Results, params=None) -> Results:
     results['img'] = np.ascontiguousarray(results['img'][..., ::-1])
     return results
 
-  def transform(self, results: Results, rng: Optional[Rng] = None) -> Results:
-    return self.apply(results)
 
-  __call__ = transform
-
-
-# --------------------------------------------------------------------------------------
 # Pipelines.
-# --------------------------------------------------------------------------------------
 class Compose:
   """Applies transforms in order: ``pipeline(results, rng) -> results``."""
 
@@ -435,30 +381,23 @@ class Compose:
     return 'Compose(' + ', '.join(type(t).__name__ for t in self.transforms) + ')'
 
 
-def _get(cfg, key, default=None):
-  try:
-    return cfg[key]
-  except (KeyError, AttributeError):
-    return default
-
-
 def train_transforms(data_cfg, normalize: bool = True, input_rgb: bool = False) -> list:
   """The list of MMSeg's training transforms for ``config.data``."""
   crop_size = tuple(data_cfg['crop_size'])
   ts = [RGBToBGR()] if input_rgb else []
-  if _get(data_cfg, 'reduce_zero_label', False):
+  if data_cfg['reduce_zero_label']:
     ts.append(ReduceZeroLabel())
   ts += [
-      RandomResize(tuple(data_cfg['img_scale']), tuple(_get(data_cfg, 'ratio_range', (0.5, 2.0))),
+      RandomResize(tuple(data_cfg['img_scale']), tuple(data_cfg['ratio_range']),
                    keep_ratio=True),
-      RandomCrop(crop_size, cat_max_ratio=_get(data_cfg, 'cat_max_ratio', 1.0),
-                 ignore_index=_get(data_cfg, 'ignore_index', 255)),
+      RandomCrop(crop_size, cat_max_ratio=data_cfg['cat_max_ratio'],
+                 ignore_index=data_cfg['ignore_index']),
       RandomFlip(prob=0.5),
       PhotoMetricDistortion(),
   ]
   if normalize:
     ts.append(Normalize(data_cfg['mean'], data_cfg['std'], to_rgb=True))
-  ts.append(Pad(crop_size, pad_val=0, seg_pad_val=_get(data_cfg, 'ignore_index', 255)))
+  ts.append(Pad(crop_size, pad_val=0, seg_pad_val=data_cfg['ignore_index']))
   return ts
 
 
@@ -466,7 +405,7 @@ def test_transforms(data_cfg, normalize: bool = True, input_rgb: bool = False) -
   """The list of MMSeg's test transforms for ``config.data`` (label kept at full size)."""
   ts = [RGBToBGR()] if input_rgb else []
   ts.append(Resize(tuple(data_cfg['img_scale']), keep_ratio=True, resize_seg=False))
-  if _get(data_cfg, 'reduce_zero_label', False):
+  if data_cfg['reduce_zero_label']:
     ts.append(ReduceZeroLabel())
   if normalize:
     ts.append(Normalize(data_cfg['mean'], data_cfg['std'], to_rgb=True))
