@@ -6,6 +6,8 @@ the MMSeg key: ``params/backbone/layer1/0/conv1/kernel`` <-> ``backbone.layer1.0
     python -m jseg.convert --config=configs/pspnet.py:r50-d8_512x1024_80k_cityscapes \
         --checkpoint=pspnet_r50.pth --out=/tmp/pspnet_r50
 """
+import pickle
+import re
 from typing import Dict, Mapping
 
 import flax
@@ -20,6 +22,8 @@ _SUFFIX = {('params', 'kernel'): 'weight', ('params', 'scale'): 'weight',
            ('batch_stats', 'mean'): 'running_mean', ('batch_stats', 'var'): 'running_var'}
 _SKIPPED = ('num_batches_tracked',)
 _MAX_LISTED = 20
+# What torch's weights-only unpickler rejected: a global, or a type it may not build.
+_REJECTED = re.compile(r"GLOBAL (\S+)|but got <class '([^']+)'>")
 
 
 def listing(keys) -> str:
@@ -30,25 +34,32 @@ def listing(keys) -> str:
 
 
 def unwrap_state_dict(checkpoint: Mapping) -> Dict[str, np.ndarray]:
-  """The plain ``{key: array}`` of a checkpoint dict (``state_dict`` / ``meta`` wrapped or not)."""
+  """The plain ``{key: array}`` of a checkpoint dict (``state_dict`` / ``meta`` wrapped or not),
+  torch tensors or numpy arrays alike."""
   if not isinstance(checkpoint, Mapping):
     raise ValueError(f'expected a state_dict mapping, got {type(checkpoint).__name__}')
   sd = checkpoint.get('state_dict', checkpoint)
-  out, seen = {}, set()
+  out = {}
   for k, v in sd.items():
     if k.startswith('module.'):  # saved from DistributedDataParallel
       k = k[len('module.'):]
-    if hasattr(v, 'data_ptr') and v.numel():
-      # torch lists a module shared under two names under both (ANN's APNB:
-      # query_project is key_project); jseg holds it once, under the first name.
-      alias = (v.data_ptr(), tuple(v.shape), tuple(v.stride()), v.dtype)
-      if alias in seen:
-        continue
-      seen.add(alias)
     if not k.endswith(_SKIPPED):
       # Copy: torch and numpy (and jax on CPU) would otherwise share memory.
       out[k] = np.array(v.detach().cpu().numpy() if hasattr(v, 'detach') else v)
   return out
+
+
+def _shared_copies(sd: Mapping, expected: set) -> set:
+  """Keys of ``sd`` that repeat a module shared under two names: MMSeg's
+  ``SelfAttentionBlock(share_key_query=True)`` (ANN's APNB) lists ``key_project`` again as
+  ``query_project``; jseg holds it once, as ``key_project``. A key counts only where the model
+  lacks it, has its ``key_project`` twin, and the values are equal."""
+  shared = set()
+  for k in set(sd) - expected:
+    twin = k.replace('.query_project.', '.key_project.')
+    if twin != k and twin in expected and twin in sd and np.array_equal(sd[k], sd[twin]):
+      shared.add(k)
+  return shared
 
 
 def variable_shapes(config, image_size=(64, 64)):
@@ -88,7 +99,8 @@ def match_state_dict(sd: Mapping, shapes: Mapping, dtype=jnp.float32, strip: str
       wrong[path] = f'{key} has {tuple(sd[key].shape)}, needs {tuple(need)}'
       continue
     flat[path] = jnp.asarray(value, dtype)
-  unexpected = set(sd) - {mmseg_key(p)[len(strip):] for p in shapes}
+  expected = {mmseg_key(p)[len(strip):] for p in shapes}
+  unexpected = set(sd) - expected - _shared_copies(sd, expected)
   return flat, missing, sorted(unexpected), wrong
 
 
@@ -116,16 +128,63 @@ def jseg_to_mmseg(variables) -> Dict[str, np.ndarray]:
                             else np.asarray(v)) for path, v in flat.items()}
 
 
+class _Metadata:
+  """Inert stand-in for a class of checkpoint metadata (mmengine's ``HistoryBuffer``): it
+  receives the pickled attributes and runs none of the class's code."""
+
+
+def _metadata_attribute(owner, name: str) -> str:
+  """Stand-in for the ``getattr`` a pickle names methods with (``HistoryBuffer`` pickles its
+  ``statistics_methods`` so): the method's name, for :class:`_Metadata` only."""
+  if owner is not _Metadata:
+    raise pickle.UnpicklingError(f'Unsupported global: GLOBAL builtins.getattr (of {owner!r})')
+  return name
+
+
+def _allowed_globals() -> list:
+  """What torch's weights-only unpickler may build besides tensors and plain containers:
+  numpy arrays, scalars and numeric dtypes (v0.x meta's ``PALETTE`` and ``best_score``,
+  ``HistoryBuffer``'s history; numpy 1.x pickles them under ``numpy.core``, 2.x under
+  ``numpy._core``), and mmengine's ``HistoryBuffer`` (in 1.x ``message_hub``) as
+  :class:`_Metadata`."""
+  reconstruct, scalar = np.ndarray(0).__reduce__()[0], np.float64(0).__reduce__()[0]
+  numeric = (np.bool_, np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64,
+             np.uint64, np.float16, np.float32, np.float64)
+  return [np.ndarray, np.dtype, *(type(np.dtype(t)) for t in numeric),
+          *((f, f'numpy.{core}.multiarray.{f.__name__}')
+            for f in (reconstruct, scalar) for core in ('core', '_core')),
+          (_Metadata, 'mmengine.logging.history_buffer.HistoryBuffer'),
+          (_metadata_attribute, 'builtins.getattr')]
+
+
 def load_pth(path: str) -> dict:
-  """Reads a PyTorch ``.pth`` checkpoint (needs torch); a bad file raises naming it."""
+  """Reads a PyTorch ``.pth`` checkpoint (needs torch) without running code from it: weights-only
+  unpickling with :func:`_allowed_globals`. A file that needs anything else, or a bad file,
+  raises ValueError naming it."""
   try:
     import torch
   except ImportError as e:
     raise ImportError('reading .pth checkpoints needs PyTorch: pip install torch') from e
   try:
-    return torch.load(path, map_location='cpu', weights_only=False)
+    with torch.serialization.safe_globals(_allowed_globals()):
+      return torch.load(path, map_location='cpu', weights_only=True)
   except Exception as e:  # torch raises many types for corrupt files
-    raise ValueError(f'{path} is not a readable PyTorch checkpoint: {e}') from e
+    rejected = _REJECTED.search(str(e))
+    if rejected:
+      raise ValueError(
+          f'{path} needs {rejected.group(1) or rejected.group(2)}, which jseg does not unpickle: '
+          'it reads checkpoints weights-only, as loading other objects can run code. If you '
+          'trust the file, load it in PyTorch with weights_only=False and save its weights alone: '
+          "torch.save({'state_dict': checkpoint['state_dict']}, 'weights.pth')") from e
+    raise ValueError(f'{path} is not a readable PyTorch checkpoint: {_reason(e)}') from e
+
+
+def _reason(error: Exception) -> str:
+  """torch's reason for a failed load, without its advice to retry with weights_only=False."""
+  text = str(error)
+  if 'WeightsUnpickler error:' in text:
+    text = text.split('WeightsUnpickler error:')[1].split('Check the documentation')[0]
+  return text.strip()
 
 
 def main(argv):

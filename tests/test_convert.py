@@ -1,4 +1,7 @@
-"""MMSeg checkpoint import: orbax round trip, wrapped checkpoints, and bad inputs."""
+"""MMSeg checkpoint import: orbax round trip, wrapped checkpoints, training checkpoints of MMSeg
+1.x and v0.x read weights-only, numpy state_dicts, and bad inputs."""
+import copy
+import io
 import os
 import subprocess
 import sys
@@ -10,6 +13,7 @@ import pytest
 import torch
 
 import mmseg_ref as ref
+import parity
 from jseg import checkpoints
 from jseg import config as jconfig
 from jseg.convert import load_pth, mmseg_to_jseg
@@ -20,11 +24,14 @@ ROOT = os.path.join(os.path.dirname(__file__), '..')
 
 
 @pytest.fixture(scope='module')
-def psp():
-  config = jconfig.load(SPEC)
-  mm = ref.randomize(ref.build_mmseg_model(
+def psp_model():
+  return ref.randomize(ref.build_mmseg_model(
       ref.mmseg_config('pspnet', 'r18-d8_512x1024_80k_cityscapes').model), seed=3)
-  return config, mm.state_dict()
+
+
+@pytest.fixture(scope='module')
+def psp(psp_model):
+  return jconfig.load(SPEC), psp_model.state_dict()
 
 
 def test_orbax_round_trip_gives_bit_identical_logits(psp, tmp_path):
@@ -99,3 +106,154 @@ def test_convert_command_writes_a_restorable_checkpoint(psp, tmp_path):
                  check=True, cwd=ROOT, capture_output=True)
   restored = checkpoints.restore_variables(out)
   jax.tree_util.tree_map(np.testing.assert_array_equal, restored, mmseg_to_jseg(sd, config))
+
+
+def _mmseg_1x_checkpoint(model, path) -> dict:
+  """Saves ``model`` after two SGD steps (in place) as MMSeg 1.x training does: what mmengine
+  0.10's ``Runner.save_checkpoint`` puts in (meta with Cityscapes' ``dataset_meta``, the
+  ``message_hub`` of HistoryBuffers, optimizer, PolyLR), from mmengine's own objects, written by
+  its ``save_checkpoint``. Returns the checkpoint."""
+  import mmengine
+  from mmengine.logging import MessageHub
+  from mmengine.optim import OptimWrapper, PolyLR
+  from mmengine.runner.checkpoint import get_state_dict, save_checkpoint, weights_to_cpu
+  from mmseg.datasets import CityscapesDataset
+  optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9,
+                                       weight_decay=5e-4))
+  scheduler = PolyLR(optim, eta_min=1e-4, power=0.9, begin=0, end=80000, by_epoch=False)
+  meta = dict(cfg="norm_cfg = dict(type='SyncBN', requires_grad=True)\n", seed=1716563208,
+              experiment_name='20230302_191700', mmengine_version=mmengine.__version__,
+              dataset_meta=CityscapesDataset.METAINFO)
+  hub = MessageHub('mmseg_1x_checkpoint')
+  for key, value in meta.items():
+    hub.update_info(key, value)
+  g = torch.Generator().manual_seed(0)
+  for it in range(2):
+    for p in model.parameters():
+      p.grad = 1e-3 * torch.randn(p.shape, generator=g)
+    optim.step()
+    scheduler.step()
+    hub.update_scalars({'train/lr': optim.get_lr()['lr'][0], 'train/loss': 2.5 - it,
+                        'train/time': 0.41, 'train/data_time': 0.02})
+    hub.update_info('iter', it)
+    hub.update_info('eta', np.float64(8123.4 - it))
+  checkpoint = dict(meta=dict(epoch=0, iter=2, time='20230302_191742', **meta),
+                    state_dict=weights_to_cpu(get_state_dict(model)),
+                    message_hub=hub.state_dict(), optimizer=optim.state_dict(),
+                    param_schedulers=[scheduler.state_dict()])
+  save_checkpoint(checkpoint, str(path))
+  return checkpoint
+
+
+def test_mmseg_1x_training_checkpoint_loads_weights_only(psp_model, tmp_path):
+  model = copy.deepcopy(psp_model)
+  path = tmp_path / 'iter_2.pth'
+  saved = _mmseg_1x_checkpoint(model, path)
+  assert {'mmengine.logging.history_buffer.HistoryBuffer', 'builtins.getattr'} <= set(
+      torch.serialization.get_unsafe_globals_in_checkpoint(path))  # torch alone refuses it
+  loaded = load_pth(str(path))
+  config = jconfig.load(SPEC)
+  jax.tree_util.tree_map(np.testing.assert_array_equal, mmseg_to_jseg(loaded, config),
+                         mmseg_to_jseg(model.state_dict(), config))
+  assert loaded['meta'] == saved['meta']
+  assert loaded['message_hub']['runtime_info'] == saved['message_hub']['runtime_info']
+  for name, buffer in saved['message_hub']['log_scalars'].items():
+    np.testing.assert_array_equal(vars(loaded['message_hub']['log_scalars'][name])['_log_history'],
+                                  buffer._log_history)
+  assert loaded['param_schedulers'] == saved['param_schedulers']
+
+
+def _mmseg_0x_checkpoint(model, path) -> dict:
+  """Saves ``model`` as MMSeg v0.x training did: mmcv 1.x's ``save_checkpoint`` under its
+  IterBasedRunner with MMSeg's meta (a custom data set's random numpy PALETTE, EvalHook's numpy
+  ``best_score``), in torch's legacy format with numpy 1.x's module names. Returns the
+  checkpoint."""
+  from mmengine.runner.checkpoint import get_state_dict, weights_to_cpu  # mmcv 1.x's, moved
+  from mmseg.datasets import CityscapesDataset
+  meta = dict(env_info='sys.platform: linux\nPython: 3.8.13\nPyTorch: 1.11.0', seed=0,
+              exp_name='pspnet_r18-d8_512x1024_80k_cityscapes.py', mmseg_version='0.30.0+a6b3ad6',
+              config="norm_cfg = dict(type='SyncBN', requires_grad=True)\n",
+              CLASSES=CityscapesDataset.METAINFO['classes'],
+              PALETTE=np.random.RandomState(42).randint(0, 255, size=(19, 3)),
+              hook_msgs=dict(last_ckpt='work_dirs/pspnet/iter_80000.pth', best_score=np.float64(0.7412),
+                             best_ckpt='work_dirs/pspnet/best_mIoU_iter_80000.pth'),
+              iter=80000, epoch=1, mmcv_version='1.7.1', time='Thu Mar  2 19:17:00 2023')
+  optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+  checkpoint = dict(meta=meta, state_dict=weights_to_cpu(get_state_dict(model)),
+                    optimizer=optimizer.state_dict())
+  buffer = io.BytesIO()
+  torch.save(checkpoint, buffer, _use_new_zipfile_serialization=False)
+  data = buffer.getvalue().replace(b'numpy._core.multiarray\n', b'numpy.core.multiarray\n')
+  assert b'cnumpy.core.multiarray\n_reconstruct\n' in data and b'\nscalar\n' in data
+  path.write_bytes(data)
+  return checkpoint
+
+
+def test_mmseg_0x_training_checkpoint_loads_weights_only(psp_model, psp, tmp_path):
+  config, sd = psp
+  path = tmp_path / 'iter_80000.pth'
+  saved = _mmseg_0x_checkpoint(psp_model, path)
+  loaded = load_pth(str(path))
+  jax.tree_util.tree_map(np.testing.assert_array_equal, mmseg_to_jseg(loaded, config),
+                         mmseg_to_jseg(sd, config))
+  np.testing.assert_array_equal(loaded['meta'].pop('PALETTE'), saved['meta']['PALETTE'])
+  assert loaded['meta'] == {k: v for k, v in saved['meta'].items() if k != 'PALETTE'}
+  assert type(loaded['meta']['hook_msgs']['best_score']) is np.float64
+
+
+class _Exploit:
+  """Runs a shell command when unpickled."""
+
+  def __init__(self, command):
+    self.command = command
+
+  def __reduce__(self):
+    return os.system, (self.command,)
+
+
+class _Getattr:
+  """Unpickles as ``getattr(numpy.ndarray, 'tofile')``."""
+
+  def __reduce__(self):
+    return getattr, (np.ndarray, 'tofile')
+
+
+def test_a_pickle_that_runs_code_is_refused_unrun(tmp_path):
+  marker = tmp_path / 'ran'
+  path = tmp_path / 'exploit.pth'
+  torch.save({'meta': {'note': _Exploit(f'touch {marker}')}, 'state_dict': {'w': torch.ones(2)}},
+             path)
+  with pytest.raises(ValueError, match=rf'exploit\.pth needs {os.system.__module__}\.system, '
+                                       'which jseg does not unpickle.*weights_only=False'):
+    load_pth(str(path))
+  assert not marker.exists()
+  torch.load(path, weights_only=False)  # the exploit is live: a full unpickle runs it
+  assert marker.exists()
+  # getattr is a stand-in that names HistoryBuffer's methods, and reaches nothing else.
+  torch.save({'meta': _Getattr()}, tmp_path / 'getattr.pth')
+  with pytest.raises(ValueError, match=r'getattr\.pth needs builtins\.getattr'):
+    load_pth(str(tmp_path / 'getattr.pth'))
+
+
+def test_numpy_state_dict_imports_as_the_torch_one(psp):
+  config, sd = psp
+  jax.tree_util.tree_map(np.testing.assert_array_equal,
+                         mmseg_to_jseg({k: v.numpy() for k, v in sd.items()}, config),
+                         mmseg_to_jseg(sd, config))
+
+
+def test_ann_numpy_state_dict_holds_the_shared_projection_once():
+  config, mm = parity.pair('ann', 'r50-d8_512x1024_80k_cityscapes', resnet18=True)
+  sd = mm.state_dict()
+  stage = 'decode_head.context.stages.0'  # APNB: SelfAttentionBlock(share_key_query=True)
+  shared = mm.decode_head.context.stages[0].key_project.conv.weight
+  assert sd[f'{stage}.query_project.conv.weight'].data_ptr() == shared.data_ptr()
+  arrays = {k: v.numpy().copy() for k, v in sd.items()}  # distinct copies, equal values
+  got = mmseg_to_jseg(arrays, config)
+  jax.tree_util.tree_map(np.testing.assert_array_equal, got, mmseg_to_jseg(sd, config))
+  np.testing.assert_array_equal(
+      got['params']['decode_head']['context']['stages']['0']['key_project']['conv']['kernel'],
+      shared.detach().numpy().transpose(2, 3, 1, 0))
+  arrays[f'{stage}.query_project.conv.weight'] += 1  # then they are not one module
+  with pytest.raises(ValueError, match=rf'unexpected keys: {stage}\.query_project\.conv\.weight$'):
+    mmseg_to_jseg(arrays, config)

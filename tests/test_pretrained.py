@@ -35,10 +35,12 @@ CASES = [('fcn', 'r18-d8_512x1024_80k_cityscapes', 'open-mmlab://resnet18_v1c'),
 
 def _imagenet_file(path, method, variant, seed=0):
   """A file in the layout of MMSeg's ImageNet weights for ``variant``'s backbone: its random
-  state_dict (keys relative to the backbone) plus the classifier; returns the state_dict.
-  torchvision's files (MMSeg's ``ResNet``) hold the bare state_dict, open-mmlab's wrap it."""
+  state_dict (keys relative to the backbone; torch's OrderedDict with its ``_metadata``) plus the
+  classifier; returns the state_dict. torchvision's files (MMSeg's ``ResNet``) hold the bare
+  state_dict, open-mmlab's wrap it."""
   mm = ref.randomize(ref.build_mmseg_model(ref.mmseg_config(method, variant).model), seed)
-  sd = {k: v.clone() for k, v in mm.backbone.state_dict().items()}
+  sd = mm.backbone.state_dict()
+  assert sd._metadata  # read weights-only by jseg.convert.load_pth
   g = torch.Generator().manual_seed(seed)
   kind = type(mm.backbone).__name__
   for key, shape in CLASSIFIERS[kind].items():
