@@ -1,6 +1,10 @@
 """Model variables on disk: orbax directories (atomic: a killed save leaves no partial
 checkpoint), training workdirs and MMSeg ``.pth`` files, read by one path for every mode."""
+import contextlib
+import errno
+import json
 import os
+import re
 
 import flax
 import jax
@@ -22,7 +26,11 @@ def restore_variables(directory: str):
   if not os.path.isdir(directory):
     raise FileNotFoundError(f'no orbax checkpoint at {directory}')
   with ocp.StandardCheckpointer() as ckptr:
-    tree = ckptr.restore(directory)
+    # Onto this process's first device, whatever devices and processes saved it.
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    target = jax.tree_util.tree_map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                                    ckptr.metadata(directory).item_metadata.tree)
+    tree = ckptr.restore(directory, target)
   return {'params': tree['params'], 'batch_stats': tree['batch_stats']}
 
 
@@ -72,3 +80,65 @@ def load_variables(config, source: str) -> dict:
   variables = restore_variables(path)
   check_variables(variables, config, f'checkpoint {path}')
   return jax.tree_util.tree_map(jnp.asarray, variables)
+
+
+# What a resumed run may change: its schedule, evaluation and the (already loaded) ImageNet file.
+RESUMABLE = ('train.', 'test.', 'model.pretrained')
+
+
+def _flatten(tree, prefix='') -> dict:
+  """``{'a.b': leaf}`` of a JSON tree."""
+  if isinstance(tree, dict):
+    return {k: v for key, sub in tree.items() for k, v in _flatten(sub, f'{prefix}{key}.').items()}
+  return {prefix[:-1]: tree}
+
+
+def write_atomic(path: str, text: str) -> None:
+  """``path`` holds ``text`` or its previous content, never a part."""
+  with open(path + '.tmp', 'w') as f:
+    f.write(text)
+  os.replace(path + '.tmp', path)
+
+
+def check_workdir_config(workdir: str, config, resumed: bool, write: bool = True) -> None:
+  """A new run stores ``config`` in ``workdir/config.json``; a resumed one must match it
+  except for :data:`RESUMABLE` keys, else ValueError lists the keys that differ."""
+  path = os.path.join(workdir, 'config.json')
+  now = _flatten(json.loads(config.to_json_best_effort()))
+  if resumed and os.path.exists(path):
+    with open(path) as f:
+      saved = _flatten(json.load(f))
+    differ = [k for k in sorted(set(saved) | set(now)) if not k.startswith(RESUMABLE)
+              and saved.get(k, '(absent)') != now.get(k, '(absent)')]
+    if differ:
+      raise ValueError(
+          f'{workdir} holds a run of another config; resume with the same values or use a new '
+          '--workdir (train.* and test.* may change). Saved -> now:\n  ' + '\n  '.join(
+              f'{k}: {saved.get(k, "(absent)")} -> {now.get(k, "(absent)")}' for k in differ))
+  elif write:
+    os.makedirs(workdir, exist_ok=True)
+    write_atomic(path, config.to_json_best_effort(indent=2))
+
+
+def _disk_full(error: BaseException) -> bool:
+  codes = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+  if isinstance(error, OSError):
+    return error.errno in codes
+  code = re.search(r"os_error_code='(\d+)'", str(error))  # tensorstore's errors (orbax arrays)
+  return bool(code) and int(code.group(1)) in codes
+
+
+@contextlib.contextmanager
+def disk_errors(workdir: str):
+  """A full disk while training in ``workdir`` becomes an OSError that says so: orbax's
+  checkpoints are atomic, so the ones already listed are complete."""
+  try:
+    yield
+  except Exception as e:
+    if not _disk_full(e):
+      raise
+    root = os.path.join(os.path.abspath(workdir), 'checkpoints', 'last')
+    steps = sorted(int(d) for d in os.listdir(root) if d.isdigit()) if os.path.isdir(root) else []
+    raise OSError(errno.ENOSPC, f'no space left for {workdir}: {e}\nThe checkpoints of '
+                  f'iterations {steps} in {root} are complete (the partial write is removed at '
+                  'the next start); free space and run the same command to resume') from e

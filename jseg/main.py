@@ -24,7 +24,14 @@ flags.DEFINE_string('init_from', None, '--mode=train: fine-tune from these weigh
 flags.DEFINE_string('image', None, '--mode=predict: the image to segment')
 flags.DEFINE_string('out', None, '--mode=predict: where to write the overlay (PNG)')
 flags.DEFINE_bool('tta', False, '--mode=predict: multi-scale + flip test-time augmentation')
-flags.DEFINE_bool('distributed', False, 'call jax.distributed.initialize() (multi-host launch)')
+flags.DEFINE_bool('distributed', False, 'call jax.distributed.initialize() (multi-host launch); '
+                  'without the next three flags it reads them from SLURM\'s (or another cluster '
+                  'manager\'s) environment')
+flags.DEFINE_string('coordinator_address', None, '--distributed: host:port of process 0')
+flags.DEFINE_integer('num_processes', None, '--distributed: number of processes')
+flags.DEFINE_integer('process_id', None, '--distributed: this process\'s index')
+flags.DEFINE_integer('stop_at', None, '--mode=train: end this run after that iteration, with a '
+                     'checkpoint, without changing the schedule (the same command resumes)')
 flags.DEFINE_integer('benchmark_images', 200, '--mode=benchmark: images timed at batch 1, '
                      'the first 5 not counted (MMSeg: 200)')
 flags.DEFINE_string('benchmark_size', None, '--mode=benchmark: original image size HxW '
@@ -55,7 +62,7 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)  # orbax and tfds log every file at INFO
   import jax
   if FLAGS.distributed:
-    jax.distributed.initialize()
+    jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
   from jseg import checkpoints, train
   from jseg import config as jconfig
   from jseg.data import datasets
@@ -85,7 +92,8 @@ def main(argv):
   if FLAGS.mode == 'train':
     if not FLAGS.workdir:
       raise app.UsageError('--mode=train needs --workdir')
-    train.train_and_evaluate(config, FLAGS.workdir, init_from=FLAGS.init_from)
+    train.train_and_evaluate(config, FLAGS.workdir, stop_at=FLAGS.stop_at,
+                             init_from=FLAGS.init_from)
   elif FLAGS.mode == 'eval':
     if not (FLAGS.checkpoint or FLAGS.workdir):
       raise app.UsageError('--mode=eval needs --checkpoint or --workdir')

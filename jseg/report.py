@@ -1,44 +1,67 @@
 """What a run shows: progress lines with rate and ETA, TensorBoard scalars, curves and
-prediction pictures in the workdir. Only process 0 writes (``enabled``)."""
+prediction pictures in the workdir; a resumed run continues the curves. Only process 0 writes
+(``enabled``)."""
 import datetime
 import itertools
+import json
 import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jseg import checkpoints
 from jseg import metrics as jmetrics
 from jseg import visualize
 
 
 class Reporter:
 
-  def __init__(self, workdir: str, config, enabled: bool = True):
+  def __init__(self, workdir: str, config, enabled: bool = True, start: int = 0):
+    """``start``: the iteration a resumed run continues from; what was logged after it (before
+    a kill) is dropped from the history and from TensorBoard (``purge_step``)."""
     self.workdir, self.config, self.enabled = workdir, config, enabled
     self.history = {'train': [], 'eval': []}
     self.writer = None
     if enabled:
       os.makedirs(workdir, exist_ok=True)
+      if start and os.path.exists(self._history_path):
+        with open(self._history_path) as f:
+          saved = json.load(f)
+        self.history = {k: [tuple(p) for p in saved[k] if p[0] <= start] for k in self.history}
       from tensorboardX import SummaryWriter
-      self.writer = SummaryWriter(os.path.join(workdir, 'tensorboard'))
+      self.writer = SummaryWriter(os.path.join(workdir, 'tensorboard'), purge_step=start or None)
+
+  @property
+  def _history_path(self) -> str:
+    return os.path.join(self.workdir, 'history.json')
+
+  def save_history(self) -> None:
+    """Written with each checkpoint, so a resumed run continues the curves."""
+    if self.enabled:
+      checkpoints.write_atomic(self._history_path, json.dumps(self.history))
 
   def text(self, message: str) -> None:
     if self.enabled:
       print(message, flush=True)
 
-  def train(self, it: int, scalars: dict, lr: float, images_per_s: float) -> None:
+  def train(self, it: int, scalars: dict, lr: float, images_per_s: float,
+            skipped: tuple = ()) -> None:
+    """``skipped``: the iterations whose non-finite update was dropped so far."""
     if not self.enabled:
       return
     total = self.config.train.iterations
     eta = (total - it) * self.config.train.batch_size / max(images_per_s, 1e-9)
+    scalars = {k: v for k, v in scalars.items() if k != 'skipped'}
     terms = ' '.join(f'{k} {float(v):.4f}' for k, v in sorted(scalars.items()))
+    note = f' | skipped {len(skipped)} non-finite (last: it {skipped[-1]})' if skipped else ''
     self.text(f'it {it}/{total} | {terms} | lr {lr:.5f} | {images_per_s:.1f} img/s | '
-              f'eta {datetime.timedelta(seconds=int(eta))}')
+              f'eta {datetime.timedelta(seconds=int(eta))}{note}')
     for k, v in scalars.items():
       self.writer.add_scalar(f'train/{k}', float(v), it)
     self.writer.add_scalar('train/lr', lr, it)
     self.writer.add_scalar('train/img_per_s', images_per_s, it)
+    self.writer.add_scalar('train/skipped', len(skipped), it)
     self.history['train'].append((it, float(scalars['loss'])))
 
   def eval(self, it: int, metrics: dict) -> None:
@@ -68,8 +91,12 @@ class Reporter:
     plt.close(fig)
 
   def close(self, model, variables, num_images: int = 4) -> None:
-    """Writes ``predictions.png``: image, ground truth and prediction of a few val images."""
+    """Writes ``predictions.png``: image, ground truth and prediction of ``num_images`` val
+    images (none: a stopped run)."""
     if not self.enabled:
+      return
+    self.writer.close()
+    if not num_images:
       return
     from jseg.data import datasets, loader
     from jseg.inference import make_predict_fn, output_align_corners
@@ -84,4 +111,3 @@ class Reporter:
     path = os.path.join(self.workdir, 'predictions.png')
     visualize.save_rgb(path, visualize.side_by_side(rows))
     self.text(f'wrote {path} (image | ground truth | prediction) and curves.png')
-    self.writer.close()

@@ -14,7 +14,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from jseg import config as jconfig
-from jseg import finetune, pretrained
+from jseg import checkpoints, finetune, preemption, pretrained
 from jseg.inference import make_predict_fn, output_align_corners
 from jseg.models import build_segmentor, segmentor_loss, total_loss
 
@@ -83,7 +83,9 @@ def init_state(tx, variables) -> TrainState:
 
 
 def make_train_step(model, tx, model_cfg):
-  """``train_step(state, images, labels, rng) -> (state, scalars)``, to be jitted."""
+  """``train_step(state, images, labels, rng) -> (state, scalars)``, to be jitted. A step whose
+  loss or gradient is not finite changes nothing but ``state.step`` (``scalars['skipped']`` is
+  1): no non-finite value reaches the state (``train.nan_policy`` decides what follows)."""
 
   def train_step(state: TrainState, images, labels, rng):
     rng = jax.random.fold_in(rng, state.step)
@@ -96,12 +98,52 @@ def make_train_step(model, tx, model_cfg):
       return total_loss(losses), (losses, updates['batch_stats'])
 
     grads, (losses, batch_stats) = jax.grad(loss_fn, has_aux=True)(state.params)
+    loss = total_loss(losses)
+    finite = jnp.isfinite(loss) & jnp.all(jnp.asarray(
+        [jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)]))
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    new_state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
-                              batch_stats=batch_stats, opt_state=opt_state)
-    return new_state, dict(losses, loss=total_loss(losses))
+    keep = lambda new, old: jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new, old)
+    new_state = state.replace(
+        step=state.step + 1,
+        params=keep(optax.apply_updates(state.params, updates), state.params),
+        batch_stats=keep(batch_stats, state.batch_stats),
+        opt_state=keep(opt_state, state.opt_state))
+    return new_state, dict(losses, loss=loss, skipped=1 - finite.astype(jnp.int32))
 
   return train_step
+
+
+class NonFinitePolicy:
+  """``train.nan_policy`` on the host, from each step's scalars: ``stop`` raises at the first
+  skipped step naming it and its loss terms; ``skip`` counts the skipped steps and raises after
+  ``train.max_consecutive_skips`` in a row."""
+
+  def __init__(self, train_cfg):
+    if train_cfg.nan_policy not in ('stop', 'skip'):
+      raise ValueError(f"train.nan_policy={train_cfg.nan_policy!r}; valid: 'stop', 'skip'")
+    self.policy, self.limit = train_cfg.nan_policy, train_cfg.max_consecutive_skips
+    self.in_a_row, self.skipped = 0, []
+
+  def check(self, steps) -> None:
+    """``steps``: ``(iteration, scalars)`` in order, not yet checked."""
+    for it, scalars in jax.device_get(steps):
+      if not scalars['skipped']:
+        self.in_a_row = 0
+        continue
+      self.in_a_row += 1
+      self.skipped.append(it)
+      bad = {k: float(v) for k, v in scalars.items() if k != 'skipped' and not np.isfinite(v)}
+      what = (', '.join(f'{k}={v}' for k, v in sorted(bad.items())) if bad else
+              'the losses are finite, a gradient is not')
+      if self.policy == 'stop':
+        raise FloatingPointError(
+            f'iteration {it}: non-finite loss ({what}); the update was not applied and the '
+            'saved checkpoints are finite. Resume with a lower train.lr, or '
+            '--config.train.nan_policy=skip to drop such updates')
+      if self.in_a_row > self.limit:
+        raise FloatingPointError(
+            f'iteration {it}: {self.in_a_row} updates in a row skipped for non-finite losses '
+            f'({what}); train.max_consecutive_skips={self.limit}')
 
 
 def jit_train_step(train_step, mesh: Mesh, state_sharding):
@@ -142,12 +184,19 @@ def evaluate(config, model, variables, split: str = 'val', progress: bool = True
 
 
 def _checkpoint_managers(workdir: str, keep: int):
-  """``last`` keeps the newest ``keep`` states; ``best`` keeps the best-mIoU one."""
+  """``last`` keeps the newest ``keep`` states; ``best`` keeps the best-mIoU one. Both delete
+  the temporary directories of writes a kill interrupted (never read: not listed as steps).
+  Their own barrier names: with several processes both save an evaluated step at once."""
   root = os.path.abspath(os.path.join(workdir, 'checkpoints'))
-  last = ocp.CheckpointManager(os.path.join(root, 'last'),
-                               options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
-  best = ocp.CheckpointManager(os.path.join(root, 'best'), options=ocp.CheckpointManagerOptions(
-      max_to_keep=1, best_fn=lambda m: m['mIoU'], best_mode='max', create=True))
+
+  def options(name, **kwargs):
+    return ocp.CheckpointManagerOptions(
+        create=True, cleanup_tmp_directories=True, **kwargs,
+        multiprocessing_options=ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=name))
+
+  last = ocp.CheckpointManager(os.path.join(root, 'last'), options=options('last', max_to_keep=keep))
+  best = ocp.CheckpointManager(os.path.join(root, 'best'), options=options(
+      'best', max_to_keep=1, best_fn=lambda m: m['mIoU'], best_mode='max'))
   return last, best
 
 
@@ -171,16 +220,18 @@ def train_and_evaluate(config, workdir: str, stop_at: Optional[int] = None,
   """Trains ``config`` in ``workdir`` (resuming from its last checkpoint), evaluating as it goes.
 
   ``stop_at`` ends this run after that iteration (with a checkpoint) without changing the
-  schedule, as a preempted job would. ``init_from`` starts a new run from another
-  checkpoint's weights (:func:`jseg.finetune.load`). Returns the last evaluation's metrics.
+  schedule, as a preempted job would; so does SIGTERM or SIGINT (:mod:`jseg.preemption`).
+  ``init_from`` starts a new run from another checkpoint's weights (:func:`jseg.finetune.load`).
+  Returns the last evaluation's metrics.
   """
   from jseg import report
   from jseg.data import loader
 
   config = jconfig.resolve_num_classes(config)
   train_cfg = config.train
-  eval_every, save_every = (max(1, train_cfg.eval_interval),
-                            max(1, train_cfg.checkpoint_interval))
+  eval_every, save_every, log_every = (max(1, train_cfg.eval_interval),
+                                       max(1, train_cfg.checkpoint_interval),
+                                       max(1, train_cfg.log_interval))
   is_main = jax.process_index() == 0
   mesh = make_mesh()
   if train_cfg.batch_size % jax.device_count():
@@ -188,39 +239,53 @@ def train_and_evaluate(config, workdir: str, stop_at: Optional[int] = None,
                      f'{jax.device_count()} devices')
   model = build_segmentor(config)
   tx = make_optimizer(train_cfg)
+  nonfinite = NonFinitePolicy(train_cfg)
   last, best = _checkpoint_managers(workdir, train_cfg.keep_checkpoints)
+  # Before restoring: a workdir of another model fails naming the keys, not the shapes.
+  checkpoints.check_workdir_config(workdir, config, last.latest_step() is not None, write=is_main)
   state, resumed = _restore_or_init(last, model, tx, config, mesh, init_from)
   state_sharding = jax.tree_util.tree_map(lambda x: x.sharding, state)
   train_step = jit_train_step(make_train_step(model, tx, config.model), mesh, state_sharding)
   start = int(state.step)
-  log = report.Reporter(workdir, config, enabled=is_main)
+  log = report.Reporter(workdir, config, enabled=is_main, start=start)
   if resumed:
     log.text(f'resumed from {workdir} at iteration {start}'
              + (f' (--init_from={init_from} applies to new runs only)' if init_from else ''))
   rng = jax.random.key(config.seed + 1)
   lr = lr_schedule(train_cfg)
-  metrics = {}
+  metrics, unchecked = {}, []
   tic, last_logged = time.time(), start
   batches = loader.train_batches(config, start_step=start)
   end = min(train_cfg.iterations, stop_at or train_cfg.iterations)
-  for step in range(start, end):
-    images, labels = global_batch(mesh, *next(batches))
-    state, scalars = train_step(state, images, labels, rng)
-    it = step + 1
-    if it % train_cfg.log_interval == 0 or it == train_cfg.iterations:
-      scalars = jax.device_get(scalars)
-      rate = (it - last_logged) * train_cfg.batch_size / (time.time() - tic)
-      log.train(it, scalars, float(lr(step)), rate)
-      tic, last_logged = time.time(), it
-    if it % eval_every == 0 or it == train_cfg.iterations:
-      metrics = evaluate(config, model, state.variables, progress=is_main)
-      log.eval(it, metrics)
-      last.save(it, args=ocp.args.StandardSave(state))
-      best.save(it, args=ocp.args.StandardSave(state), metrics={'mIoU': float(metrics['mIoU'])})
-      tic = time.time()
-    elif it % save_every == 0 or it == end:
-      last.save(it, args=ocp.args.StandardSave(state))
-  last.wait_until_finished()
-  best.wait_until_finished()
-  log.close(model, state.variables)
+  # Leaving the block (also by an error) waits for the started saves: they hold finite states.
+  with checkpoints.disk_errors(workdir), last, best, preemption.StopOnSignal() as stop:
+    for step in range(start, end):
+      images, labels = global_batch(mesh, *next(batches))
+      state, scalars = train_step(state, images, labels, rng)
+      it = step + 1
+      unchecked.append((it, scalars))
+      stopping = stop.requested(it)
+      evaluating = it % eval_every == 0 or it == train_cfg.iterations
+      saving = evaluating or stopping or it % save_every == 0 or it == end
+      if saving or it % log_every == 0:
+        nonfinite.check(unchecked)  # before any save: raises under nan_policy=stop
+        unchecked = []
+      if it % log_every == 0 or it == train_cfg.iterations:
+        rate = (it - last_logged) * train_cfg.batch_size / (time.time() - tic)
+        log.train(it, jax.device_get(scalars), float(lr(step)), rate, nonfinite.skipped)
+        tic, last_logged = time.time(), it
+      if evaluating:
+        metrics = evaluate(config, model, state.variables, progress=is_main)
+        log.eval(it, metrics)
+        best.save(it, args=ocp.args.StandardSave(state), metrics={'mIoU': float(metrics['mIoU'])})
+        tic = time.time()
+      if saving:
+        last.save(it, args=ocp.args.StandardSave(state))
+        log.save_history()
+      if stopping:
+        break
+  if stop.received:
+    log.text(f'stopped by {stop.received} after iteration {it}: the state is in '
+             f'{last.directory / str(it)}; run the same command to resume')
+  log.close(model, state.variables, num_images=0 if stop.received else 4)
   return metrics
