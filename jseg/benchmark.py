@@ -245,8 +245,10 @@ def run(config, variables=None, *, num_images: int = 200, original_size=None,
   out = print_fn if main else (lambda _: None)
   result = dict(config=config.name, device=device_description(), backend=jax.default_backend(),
                 jax_version=jax.__version__, unit='img / s',
-                date=time.strftime('%Y-%m-%d %H:%M:%S'))
-  out(f'{config.name} on {result["device"]}, jax {jax.__version__}')
+                date=time.strftime('%Y-%m-%d %H:%M:%S'),
+                precision=config.get('precision', 'float32'), remat=config.train.get('remat', 'none'))
+  out(f'{config.name} on {result["device"]}, jax {jax.__version__}, precision '
+      f'{result["precision"]}, remat {result["remat"]}')
   inf = inference_benchmark(config, variables, num_images, original_size=original_size, log=out)
   result['inference'] = inf
   (ih, iw), (oh, ow) = inf['input_size'], inf['output_size']

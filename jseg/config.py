@@ -163,7 +163,11 @@ def recipe(method: str, arg, valid) -> ml_collections.ConfigDict:
   c.train = dict(optimizer='sgd', batch_size=batch_size, iterations=iters_ref, lr=0.01,
                  momentum=0.9, weight_decay=5e-4, poly_power=0.9, min_lr=1e-4,
                  eval_interval=iters_ref // 10, checkpoint_interval=iters_ref // 40,
-                 log_interval=50, keep_checkpoints=3, nan_policy='stop', max_consecutive_skips=10)
+                 log_interval=50, keep_checkpoints=3, nan_policy='stop', max_consecutive_skips=10,
+                 remat='none')
+  # What convolutions, matmuls and resizes compute in (jseg.models.build_segmentor): float32
+  # (MMSeg's numbers) or bfloat16 (parameters, statistics, softmax and losses stay float32).
+  c.precision = 'float32'
   # Where the poly decay ends; None: at ``iterations`` (also when that is overridden).
   c.train.schedule_end = ml_collections.FieldReference(None, field_type=int)
   if laptop:  # from scratch in minutes: AdamW learns the shapes far faster

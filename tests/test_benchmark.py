@@ -21,7 +21,8 @@ def test_main_benchmark_prints_and_writes_json(tmp_path):
   proc = subprocess.run(
       [sys.executable, '-m', 'jseg.main', '--mode=benchmark', f'--config={SPEC}',
        '--benchmark_images=12', '--benchmark_size=48x80', '--benchmark_train',
-       '--benchmark_train_batch=2', '--benchmark_train_steps=2', f'--benchmark_json={out}'],
+       '--benchmark_train_batch=2', '--benchmark_train_steps=2', f'--benchmark_json={out}',
+       '--config.precision=bfloat16', '--config.train.remat=blocks'],
       cwd=ROOT, capture_output=True, text=True,
       env={**os.environ, 'JSEG_DATA': str(tmp_path / 'no_data')})  # needs no data set
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -29,6 +30,8 @@ def test_main_benchmark_prints_and_writes_json(tmp_path):
     assert text in proc.stdout, proc.stdout
   result = json.loads(out.read_text())
   assert result['config'] == 'fcn_r18w16-d8_64x64_2k_synthetic'
+  assert (result['precision'], result['remat']) == ('bfloat16', 'blocks')
+  assert 'precision bfloat16, remat blocks' in proc.stdout
   inf = result['inference']
   # img_scale (64, 64) keep-ratio: 48x80 -> 38x64; logits resized back to 48x80.
   assert inf['input_size'] == [38, 64] and inf['output_size'] == [48, 80]

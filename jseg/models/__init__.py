@@ -5,29 +5,44 @@ from jseg.models.losses import segmentor_loss, total_loss
 from jseg.models.segmentor import CascadeEncoderDecoder, EncoderDecoder
 
 
+PRECISIONS = ('float32', 'bfloat16')  # float16 needs loss scaling in the train step: not yet
+REMAT = ('none', 'blocks')
+
+
 def build_segmentor(config) -> 'EncoderDecoder | CascadeEncoderDecoder':
   """Segmentor of ``config.model`` (a full jseg config or its ``model`` part).
 
   ``model.type`` is 'EncoderDecoder' (the default) or 'CascadeEncoderDecoder', whose
-  ``decode_head`` is a list of ``num_stages`` heads.
+  ``decode_head`` is a list of ``num_stages`` heads. A full config also sets the precision
+  policy (``precision``: the dtype convolutions, matmuls and resizes compute in; parameters,
+  normalization statistics, softmax and losses stay float32) and ``train.remat`` ('blocks':
+  the backbone's residual blocks are recomputed in the backward pass instead of stored).
   """
   model_cfg = config.model if 'model' in config else config
+  precision = config.get('precision', 'float32') if 'model' in config else 'float32'
+  remat = config.train.get('remat', 'none') if 'train' in config else 'none'
+  if precision not in PRECISIONS:
+    raise ValueError(f'precision={precision!r}; valid: {", ".join(PRECISIONS)}')
+  if remat not in REMAT:
+    raise ValueError(f'train.remat={remat!r}; valid: {", ".join(REMAT)}')
+  dtype = None if precision == 'float32' else precision
   aux = model_cfg.get('auxiliary_head')
   aux = build_head(aux, 'auxiliary_head') if aux else None
+  backbone = build_backbone(model_cfg.backbone, remat=remat == 'blocks')
   kind = model_cfg.get('type', 'EncoderDecoder')
   if kind == 'CascadeEncoderDecoder':
     heads = model_cfg.decode_head
     if len(heads) != model_cfg.num_stages:
       raise ValueError(f'model.num_stages={model_cfg.num_stages} but {len(heads)} decode heads')
     return CascadeEncoderDecoder(
-        backbone=build_backbone(model_cfg.backbone),
+        backbone=backbone,
         decode_head=tuple(build_head(h, f'decode_head.{i}') for i, h in enumerate(heads)),
-        auxiliary_head=aux)
+        auxiliary_head=aux, dtype=dtype)
   if kind != 'EncoderDecoder':
     raise ValueError(f'model.type={kind!r}; valid: CascadeEncoderDecoder, EncoderDecoder')
   return EncoderDecoder(
-      backbone=build_backbone(model_cfg.backbone),
-      decode_head=build_head(model_cfg.decode_head, 'decode_head'), auxiliary_head=aux)
+      backbone=backbone, decode_head=build_head(model_cfg.decode_head, 'decode_head'),
+      auxiliary_head=aux, dtype=dtype)
 
 
 __all__ = ['build_segmentor', 'segmentor_loss', 'total_loss', 'EncoderDecoder',

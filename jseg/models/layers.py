@@ -11,7 +11,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-HIGHEST = jax.lax.Precision.HIGHEST
 
 # MMCV's ConvModule initialises convolutions with kaiming normal, fan_out, relu gain.
 kaiming_fan_out = nn.initializers.variance_scaling(2.0, 'fan_out', 'normal')
@@ -25,6 +24,33 @@ def stats_dtype(dtype) -> jnp.dtype:
   """The dtype of statistics, softmax and losses for activations of ``dtype``: float32, or
   float64 for float64 (promoted, never cast down, so that a float64 run is float64)."""
   return jnp.promote_types(dtype, jnp.float32)
+
+
+def matmul_precision(dtype) -> Optional[jax.lax.Precision]:
+  """``HIGHEST`` for float32 and float64 (MMSeg's numbers: no TF32 or bfloat16 passes on
+  GPUs and TPUs), the hardware's native rate (``None``) for bfloat16 and float16."""
+  return jax.lax.Precision.HIGHEST if jnp.dtype(dtype).itemsize >= 4 else None
+
+
+def compute_dtype(*operands) -> jnp.dtype:
+  """The dtype an op computes in: a 16-bit float operand's (the precision policy's activations,
+  to which float32 parameters and softmax weights are cast), else the promoted one."""
+  dtypes = [jnp.dtype(o.dtype) for o in operands]
+  low = [d for d in dtypes if jnp.issubdtype(d, jnp.floating) and d.itemsize == 2]
+  return low[0] if low else jnp.result_type(*dtypes)
+
+
+def einsum(spec: str, *operands) -> jax.Array:
+  """``jnp.einsum`` in :func:`compute_dtype` at :func:`matmul_precision`."""
+  dtype = compute_dtype(*operands)
+  return jnp.einsum(spec, *(o.astype(dtype) for o in operands),
+                    precision=matmul_precision(dtype))
+
+
+def softmax(x: jax.Array, axis: int = -1) -> jax.Array:
+  """Softmax in :func:`stats_dtype` (float32 for bfloat16 / float16 ``x``), returned as ``x``'s
+  dtype."""
+  return jax.nn.softmax(x.astype(stats_dtype(x.dtype)), axis=axis).astype(x.dtype)
 
 
 def _bilinear_matrix(n_in: int, n_out: int, align_corners: bool,
@@ -53,8 +79,8 @@ def _bilinear_matrix(n_in: int, n_out: int, align_corners: bool,
 
 def _separable(x: jax.Array, wh: np.ndarray, ww: np.ndarray) -> jax.Array:
   dtype = x.dtype
-  x = jnp.einsum('oh,nhwc->nowc', jnp.asarray(wh, dtype), x, precision=HIGHEST)
-  return jnp.einsum('pw,nhwc->nhpc', jnp.asarray(ww, dtype), x, precision=HIGHEST)
+  x = einsum('oh,nhwc->nowc', jnp.asarray(wh, dtype), x)
+  return einsum('pw,nhwc->nhpc', jnp.asarray(ww, dtype), x)
 
 
 def resize(x: jax.Array,
@@ -134,7 +160,8 @@ def conv2d(x: jax.Array, features: int, kernel_size: int, *, stride: int = 1,
            padding: int = 0, dilation: int = 1, groups: int = 1, use_bias: bool = True,
            kernel_init=kaiming_fan_out, torch_init: bool = False,
            name: Optional[str] = None) -> jax.Array:
-  """``nn.Conv2d`` with symmetric integer padding, created in the calling module.
+  """``nn.Conv2d`` with symmetric integer padding, created in the calling module; it computes
+  in ``x``'s dtype (float32 weights cast to it) at :func:`matmul_precision`.
 
   ``torch_init``: ``nn.Conv2d``'s own initialization instead of ``kernel_init`` and a zero
   bias (weights and bias uniform in +-1/sqrt(fan_in)), which MMSeg's plain convolutions keep.
@@ -148,7 +175,8 @@ def conv2d(x: jax.Array, features: int, kernel_size: int, *, stride: int = 1,
   return nn.Conv(features, _pair(kernel_size), strides=_pair(stride),
                  padding=[(padding, padding)] * 2, kernel_dilation=_pair(dilation),
                  feature_group_count=groups, use_bias=use_bias, kernel_init=kernel_init,
-                 bias_init=bias_init, precision=HIGHEST, name=name)(x)
+                 bias_init=bias_init, dtype=x.dtype, precision=matmul_precision(x.dtype),
+                 name=name)(x)
 
 
 class Group(nn.Module):

@@ -4,7 +4,18 @@ from typing import Optional, Sequence
 import flax.linen as nn
 import jax
 
-from jseg.models.layers import Group, resize
+from jseg.models.layers import Group, resize, stats_dtype
+
+
+def policy_input(images: jax.Array, dtype: Optional[str]) -> jax.Array:
+  """The images in the precision policy's compute dtype (``None``: as given); every layer
+  then computes in the dtype of its input."""
+  return images if dtype is None else images.astype(dtype)
+
+
+def policy_output(logits: jax.Array) -> jax.Array:
+  """Eval logits in float32 (float64 stays) for softmax, argmax and slide sums."""
+  return logits.astype(stats_dtype(logits.dtype))
 
 
 class EncoderDecoder(nn.Module):
@@ -19,10 +30,11 @@ class EncoderDecoder(nn.Module):
   backbone: nn.Module
   decode_head: nn.Module
   auxiliary_head: Optional[nn.Module] = None
+  dtype: Optional[str] = None  # the precision policy (``config.precision``) but float32
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False):
-    feats = self.backbone(images, train)
+    feats = self.backbone(policy_input(images, self.dtype), train)
     logits = self.decode_head(feats, train)
     outputs = {'decode': logits}
     # The auxiliary head only trains; it is also run at init so that its weights exist.
@@ -30,7 +42,8 @@ class EncoderDecoder(nn.Module):
       outputs['aux'] = self.auxiliary_head(feats, train)
     if train:
       return outputs
-    return resize(logits, images.shape[1:3], align_corners=self.decode_head.align_corners)
+    return policy_output(resize(logits, images.shape[1:3],
+                                align_corners=self.decode_head.align_corners))
 
 
 class CascadeEncoderDecoder(nn.Module):
@@ -46,10 +59,11 @@ class CascadeEncoderDecoder(nn.Module):
   backbone: nn.Module
   decode_head: Sequence[nn.Module]
   auxiliary_head: Optional[nn.Module] = None
+  dtype: Optional[str] = None  # as EncoderDecoder's
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False):
-    feats = self.backbone(images, train)
+    feats = self.backbone(policy_input(images, self.dtype), train)
 
     def decode(feats):
       # MMSeg holds a cascade's heads in a plain nn.ModuleList, so init_weights() never reaches
@@ -73,4 +87,5 @@ class CascadeEncoderDecoder(nn.Module):
     if train:
       return outputs
     logits = outputs[f'decode_{len(self.decode_head) - 1}']
-    return resize(logits, images.shape[1:3], align_corners=self.decode_head[-1].align_corners)
+    return policy_output(resize(logits, images.shape[1:3],
+                                align_corners=self.decode_head[-1].align_corners))

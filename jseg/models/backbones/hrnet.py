@@ -43,6 +43,7 @@ class HRModule(nn.Module):
   in_channels: Sequence[int]
   num_channels: Sequence[int]
   multiscale_output: bool = True
+  remat: bool = False
 
   @nn.compact
   def __call__(self, xs: List[jax.Array], train: bool) -> List[jax.Array]:
@@ -52,7 +53,7 @@ class HRModule(nn.Module):
     def branches(xs):
       return [ResLayer(kind, self.num_channels[b], self.num_blocks[b],
                        downsample=self.in_channels[b] != self.num_channels[b] * expansion,
-                       name=str(b))(xs[b], train) for b in range(n)]
+                       remat=self.remat, name=str(b))(xs[b], train) for b in range(n)]
 
     xs = Group(name='branches')(branches, xs)
     if n == 1:
@@ -98,6 +99,7 @@ class HRNet(nn.Module):
   """
   extra: Any
   multiscale_output: bool = True
+  remat: bool = False  # recompute each residual block of the branches in the backward pass
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> List[jax.Array]:
@@ -111,7 +113,7 @@ class HRNet(nn.Module):
     kind, expansion = BLOCKS[s1['block']]
     planes = s1['num_channels'][0]
     x = ResLayer(kind, planes, s1['num_blocks'][0], downsample=64 != planes * expansion,
-                 name='layer1')(x, train)
+                 remat=self.remat, name='layer1')(x, train)
     xs, pre_channels = [x], [planes * expansion]
 
     for s, cfg in enumerate(stages[1:], start=2):
@@ -125,7 +127,7 @@ class HRNet(nn.Module):
           multiscale = self.multiscale_output or not last_stage or m < cfg['num_modules'] - 1
           xs = HRModule(cfg['block'], tuple(cfg['num_blocks']), tuple(in_channels),
                         tuple(cfg['num_channels']), multiscale_output=multiscale,
-                        name=str(m))(xs, train)
+                        remat=self.remat, name=str(m))(xs, train)
           in_channels = [c * BLOCKS[cfg['block']][1] for c in cfg['num_channels']]
         return xs
 

@@ -82,10 +82,13 @@ class ResLayer(nn.Module):
   contract_dilation: bool = False
   multi_grid: Optional[Sequence[int]] = None
   zero_init_residual: bool = False
+  remat: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     block_cls = BasicBlock if self.block == 'basic' else Bottleneck
+    if self.remat:  # only each block's input is kept for the backward pass; ``train`` static
+      block_cls = nn.remat(block_cls, static_argnums=(2,))
     for b in range(self.num_blocks):
       if self.multi_grid is not None:  # MMSeg uses the grid rates as the dilations
         d = self.multi_grid[b]
@@ -115,6 +118,7 @@ class ResNet(nn.Module):
   base_channels: int = 64
   deep_stem: bool = False
   zero_init_residual: bool = True  # MMSeg's default: each block's last BN scale starts at 0
+  remat: bool = False  # recompute each residual block in the backward pass (train.remat)
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False):
@@ -135,7 +139,8 @@ class ResNet(nn.Module):
                    downsample=stride != 1 or inplanes != planes * expansion,
                    contract_dilation=self.contract_dilation,
                    multi_grid=self.multi_grid if i == len(stage_blocks) - 1 else None,
-                   zero_init_residual=self.zero_init_residual, name=f'layer{i + 1}')(x, train)
+                   zero_init_residual=self.zero_init_residual, remat=self.remat,
+                   name=f'layer{i + 1}')(x, train)
       inplanes = planes * expansion
       if i in self.out_indices:
         outs.append(x)

@@ -10,8 +10,8 @@ import jax
 import jax.numpy as jnp
 
 from jseg.models.heads.decode_head import DecodeHead
-from jseg.models.layers import (HIGHEST, ConvModule, Group, adaptive_avg_pool, conv2d,
-                                dropout2d)
+from jseg.models.layers import (ConvModule, Group, adaptive_avg_pool, conv2d, dropout2d, einsum,
+                                softmax)
 
 
 def ppm_concat(x: jax.Array, pool_scales: Sequence[int]) -> jax.Array:
@@ -49,9 +49,9 @@ class SelfAttentionBlock(nn.Module):
     key = ppm_concat(key_project(key_feats, train), self.key_pool_scales)
     value = ppm_concat(conv2d(key_feats, self.channels, 1, torch_init=True,
                               name='value_project'), self.key_pool_scales)
-    sim = jnp.einsum('nqc,nkc->nqk', query, key, precision=HIGHEST) * self.channels**-0.5
-    sim = jax.nn.softmax(sim, axis=-1)
-    context = jnp.einsum('nqk,nkc->nqc', sim, value, precision=HIGHEST)
+    sim = einsum('nqc,nkc->nqk', query, key) * self.channels**-0.5
+    sim = softmax(sim, axis=-1)
+    context = einsum('nqk,nkc->nqc', sim, value)
     context = context.reshape(n, h, w, self.channels)
     # MMSeg zero-initialises the plain out projection (SelfAttentionBlock.init_weights).
     return conv2d(context, self.out_channels, 1, kernel_init=nn.initializers.zeros,

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 
 from jseg.models.heads.fcn import FCNHead
-from jseg.models.layers import HIGHEST, Scale, conv2d
+from jseg.models.layers import Scale, conv2d, einsum, softmax
 
 
 class CrissCrossAttention(nn.Module):
@@ -22,13 +22,13 @@ class CrissCrossAttention(nn.Module):
     q = conv2d(x, c // 8, 1, torch_init=True, name='query_conv')
     k = conv2d(x, c // 8, 1, torch_init=True, name='key_conv')
     v = conv2d(x, c, 1, torch_init=True, name='value_conv')
-    energy_h = jnp.einsum('bhwc,biwc->bhwi', q, k, precision=HIGHEST)
+    energy_h = einsum('bhwc,biwc->bhwi', q, k)
     diag = jnp.eye(h, dtype=bool)[None, :, None, :]  # (1, H, 1, H): i == h
     energy_h = jnp.where(diag, -jnp.inf, energy_h)
-    energy_w = jnp.einsum('bhwc,bhjc->bhwj', q, k, precision=HIGHEST)
-    attn = jax.nn.softmax(jnp.concatenate([energy_h, energy_w], axis=-1), axis=-1)
-    out = jnp.einsum('biwc,bhwi->bhwc', v, attn[..., :h], precision=HIGHEST)
-    out = out + jnp.einsum('bhjc,bhwj->bhwc', v, attn[..., h:], precision=HIGHEST)
+    energy_w = einsum('bhwc,bhjc->bhwj', q, k)
+    attn = softmax(jnp.concatenate([energy_h, energy_w], axis=-1), axis=-1)
+    out = einsum('biwc,bhwi->bhwc', v, attn[..., :h])
+    out = out + einsum('bhjc,bhwj->bhwc', v, attn[..., h:])
     return Scale(0.0, name='gamma')(out) + x
 
 

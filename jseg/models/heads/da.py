@@ -6,10 +6,9 @@ with the head's loss (MMSeg's ``decode.pam_cam.loss_ce`` ...); in eval only
 """
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 from jseg.models.heads.decode_head import DecodeHead
-from jseg.models.layers import HIGHEST, ConvModule, Scale, conv2d, dropout2d
+from jseg.models.layers import ConvModule, Scale, conv2d, dropout2d, einsum, softmax
 
 
 class PAM(nn.Module):
@@ -24,8 +23,8 @@ class PAM(nn.Module):
     key = conv2d(x, self.channels, 1, torch_init=True, name='key_project')
     value = conv2d(x, c, 1, torch_init=True, name='value_project')
     query, key, value = (t.reshape(n, h * w, t.shape[-1]) for t in (query, key, value))
-    sim = jax.nn.softmax(jnp.einsum('nqc,nkc->nqk', query, key, precision=HIGHEST), axis=-1)
-    out = jnp.einsum('nqk,nkc->nqc', sim, value, precision=HIGHEST).reshape(n, h, w, c)
+    sim = softmax(einsum('nqc,nkc->nqk', query, key), axis=-1)
+    out = einsum('nqk,nkc->nqc', sim, value).reshape(n, h, w, c)
     return Scale(0.0, name='gamma')(out) + x
 
 
@@ -36,9 +35,9 @@ class CAM(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     n, h, w, c = x.shape
     flat = x.reshape(n, h * w, c)
-    energy = jnp.einsum('npc,npd->ncd', flat, flat, precision=HIGHEST)
-    attention = jax.nn.softmax(energy.max(-1, keepdims=True) - energy, axis=-1)
-    out = jnp.einsum('ncd,npd->npc', attention, flat, precision=HIGHEST).reshape(n, h, w, c)
+    energy = einsum('npc,npd->ncd', flat, flat)
+    attention = softmax(energy.max(-1, keepdims=True) - energy, axis=-1)
+    out = einsum('ncd,npd->npc', attention, flat).reshape(n, h, w, c)
     return Scale(0.0, name='gamma')(out) + x
 
 

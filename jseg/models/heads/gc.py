@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from jseg.models.heads.fcn import FCNHead
-from jseg.models.layers import HIGHEST, Group, conv2d, stats_dtype
+from jseg.models.layers import Group, conv2d, einsum, softmax, stats_dtype
 
 # mmcv's kaiming_init(mode='fan_in') of the context mask.
 _kaiming_fan_in = nn.initializers.variance_scaling(2.0, 'fan_in', 'normal')
@@ -30,7 +30,9 @@ class ContextBlock(nn.Module):
     def layers(y):
       y = conv2d(y, planes, 1, torch_init=True, name='0')
       # LayerNorm([planes, 1, 1]) of the (N, planes, 1, 1) context: over channels.
-      y = nn.LayerNorm(epsilon=1e-5, use_fast_variance=False, name='1')(y)
+      # In float32 (stats_dtype), as the policy keeps every normalization.
+      y = nn.LayerNorm(epsilon=1e-5, use_fast_variance=False, dtype=stats_dtype(y.dtype),
+                       name='1')(y).astype(y.dtype)
       return conv2d(nn.relu(y), c, 1, kernel_init=nn.initializers.zeros, name='3')
 
     return Group(name=name)(layers, context)
@@ -44,9 +46,8 @@ class ContextBlock(nn.Module):
     n, h, w, c = x.shape
     if self.pooling_type == 'att':
       mask = conv2d(x, 1, 1, kernel_init=_kaiming_fan_in, name='conv_mask')
-      mask = jax.nn.softmax(mask.reshape(n, h * w).astype(stats_dtype(mask.dtype)), axis=-1)
-      context = jnp.einsum('np,npc->nc', mask.astype(x.dtype), x.reshape(n, h * w, c),
-                           precision=HIGHEST)[:, None, None, :]
+      mask = softmax(mask.reshape(n, h * w), axis=-1)
+      context = einsum('np,npc->nc', mask, x.reshape(n, h * w, c))[:, None, None, :]
     else:
       context = jnp.mean(x, axis=(1, 2), keepdims=True)
     out = x

@@ -1,10 +1,9 @@
 """NLHead (NonLocal): an FCNHead with mmcv's NonLocal2d between its two convs."""
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 from jseg.models.heads.fcn import FCNHead
-from jseg.models.layers import HIGHEST, BatchNorm, Group, conv2d, kaiming_fan_out
+from jseg.models.layers import BatchNorm, Group, conv2d, einsum, kaiming_fan_out, softmax
 
 MODES = ('embedded_gaussian', 'gaussian', 'dot_product', 'concatenation')
 
@@ -52,18 +51,18 @@ class NonLocal2d(nn.Module):
       # i.e. ReLU(theta_i . w_theta + phi_j . w_phi) -- computed without the pair tensor.
       kernel = Group(name='concat_project')(
           lambda: _Kernel((1, 1, 2 * inter, 1), name='conv')())[0, 0, :, 0]
-      a = jnp.einsum('nqc,c->nq', theta, kernel[:inter], precision=HIGHEST)
-      b = jnp.einsum('nkc,c->nk', phi, kernel[inter:], precision=HIGHEST)
+      a = einsum('nqc,c->nq', theta, kernel[:inter])
+      b = einsum('nkc,c->nk', phi, kernel[inter:])
       pair = nn.relu(a[:, :, None] + b[:, None, :])
     else:
-      pair = jnp.einsum('nqc,nkc->nqk', theta, phi, precision=HIGHEST)
+      pair = einsum('nqc,nkc->nqk', theta, phi)
     if self.mode == 'embedded_gaussian' and self.use_scale:
       pair = pair / theta.shape[-1] ** 0.5
     if self.mode in ('embedded_gaussian', 'gaussian'):
-      pair = jax.nn.softmax(pair, axis=-1)
+      pair = softmax(pair, axis=-1)
     else:
       pair = pair / pair.shape[-1]
-    y = jnp.einsum('nqk,nkc->nqc', pair, g, precision=HIGHEST).reshape(n, h, w, inter)
+    y = einsum('nqk,nkc->nqc', pair, g).reshape(n, h, w, inter)
 
     def conv_out(t):
       t = conv2d(t, c, 1, use_bias=False, name='conv')

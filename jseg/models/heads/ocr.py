@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from jseg.models.heads.decode_head import DecodeHead
-from jseg.models.layers import HIGHEST, ConvModule, Group
+from jseg.models.layers import ConvModule, Group, einsum, softmax
 
 
 def spatial_gather(feats: jax.Array, probs: jax.Array, scale: float = 1.0) -> jax.Array:
@@ -20,8 +20,8 @@ def spatial_gather(feats: jax.Array, probs: jax.Array, scale: float = 1.0) -> ja
   ``scale * probs`` (the previous head's logits, K classes).
   """
   n, h, w, k = probs.shape
-  weights = jax.nn.softmax(scale * probs.reshape(n, h * w, k), axis=1)
-  context = jnp.einsum('npk,npc->nkc', weights, feats.reshape(n, h * w, -1), precision=HIGHEST)
+  weights = softmax(scale * probs.reshape(n, h * w, k), axis=1)
+  context = einsum('npk,npc->nkc', weights, feats.reshape(n, h * w, -1))
   return context[:, :, None, :]
 
 
@@ -45,9 +45,9 @@ class ObjectAttentionBlock(nn.Module):
     query = Group(name='query_project')(project, query_feats).reshape(n, h * w, ch)
     key = Group(name='key_project')(project, key_feats).reshape(n, -1, ch)
     value = ConvModule(ch, 1, name='value_project')(key_feats, train).reshape(n, -1, ch)
-    sim = jnp.einsum('npc,nkc->npk', query, key, precision=HIGHEST) * ch**-0.5
-    sim = jax.nn.softmax(sim, axis=-1)
-    context = jnp.einsum('npk,nkc->npc', sim, value, precision=HIGHEST).reshape(n, h, w, ch)
+    sim = einsum('npc,nkc->npk', query, key) * ch**-0.5
+    sim = softmax(sim, axis=-1)
+    context = einsum('npk,nkc->npc', sim, value).reshape(n, h, w, ch)
     context = ConvModule(c, 1, name='out_project')(context, train)
     return ConvModule(c, 1, name='bottleneck')(
         jnp.concatenate([context, query_feats], axis=-1), train)

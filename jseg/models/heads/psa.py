@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jseg.models.heads.decode_head import DecodeHead
-from jseg.models.layers import HIGHEST, ConvModule, Group, conv2d, resize
+from jseg.models.layers import ConvModule, Group, conv2d, einsum, resize, softmax
 
 PSA_TYPES = ('collect', 'distribute', 'bi-direction')
 
@@ -89,11 +89,11 @@ class PSAHead(DecodeHead):
     else:
       y = psa_mask(y, psa_type, self.mask_size).reshape(n, h * w, h * w)
     if self.psa_softmax:
-      y = jax.nn.softmax(y, axis=-1)
+      y = softmax(y, axis=-1)
     factor = self.normalization_factor
     if factor is None:
       factor = mask_h * mask_w
-    out = jnp.einsum('nqp,npc->nqc', y, out.reshape(n, h * w, c), precision=HIGHEST)
+    out = einsum('nqp,npc->nqc', y, out.reshape(n, h * w, c))
     return out.reshape(n, h, w, c) * (1.0 / factor)
 
   @nn.compact

@@ -1,0 +1,45 @@
+"""Prints ``method agreement`` for each of the 13 methods: the fraction of pixels where an
+imported MMSeg model (random weights, calibrated BN: ``parity.pair``) predicts the same class
+in bfloat16 as in float32. Run by test_precision.py with XLA_FLAGS=--xla_allow_excess_precision=false
+(XLA:CPU would otherwise keep bfloat16 intermediates in float32)."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+import parity  # noqa: E402
+from jseg.convert import mmseg_to_jseg  # noqa: E402
+from jseg.models import build_segmentor  # noqa: E402
+
+# ResNet-18 variants, R-50 heads on ResNet-18 (parity.on_resnet18), HRNet's smallest width: the
+# rules with fewer layers.
+CASES = [('fcn', 'r18-d8_512x1024_80k_cityscapes'), ('pspnet', 'r18-d8_512x1024_80k_cityscapes'),
+         ('psanet', 'r50-d8_512x1024_80k_cityscapes'),
+         ('deeplabv3', 'r18-d8_512x1024_80k_cityscapes'),
+         ('deeplabv3plus', 'r18-d8_512x1024_80k_cityscapes'),
+         ('upernet', 'r50_512x1024_80k_cityscapes'), ('gcnet', 'r50-d8_512x1024_80k_cityscapes'),
+         ('nonlocal_net', 'r50-d8_512x1024_80k_cityscapes'),
+         ('ccnet', 'r50-d8_512x1024_80k_cityscapes'), ('danet', 'r50-d8_512x1024_80k_cityscapes'),
+         ('ann', 'r50-d8_512x1024_80k_cityscapes'), ('hrnet', 'hr18s_512x1024_80k_cityscapes'),
+         ('ocrnet', 'hr18s_512x1024_80k_cityscapes')]
+
+
+def main():
+  images = jnp.asarray(np.random.default_rng(0).standard_normal((1, 97, 131, 3)), jnp.float32)
+  for method, variant in CASES:
+    config, mm = parity.pair(method, variant, resnet18=variant.startswith('r50'))
+    variables = mmseg_to_jseg(mm.eval().state_dict(), config)
+    predictions = []
+    for precision in ('float32', 'bfloat16'):
+      config.precision = precision
+      logits = jax.jit(build_segmentor(config).apply)(variables, images)
+      predictions.append(np.asarray(jnp.argmax(logits, -1)))
+    print(method, float((predictions[0] == predictions[1]).mean()), flush=True)
+
+
+if __name__ == '__main__':
+  main()
