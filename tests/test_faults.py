@@ -192,13 +192,18 @@ def test_full_disk_is_a_clear_error_and_loses_no_checkpoint(data_dir, tmp_path, 
 
 # ---- several processes, as on a cluster (launch/local.py) ---------------------------------------
 
+def _launch_command(processes, devices, *args):
+  """``launch/local.py`` on a 16-iteration schedule at batch 4 (evaluations at 8 and 16)."""
+  return [sys.executable, os.path.join(ROOT, 'launch', 'local.py'), f'--processes={processes}',
+          f'--devices={devices}', '--', f'--config={SPEC}', '--config.data.crop_size=(32, 32)',
+          '--config.data.img_scale=(40, 40)'] + [f'--config.train.{k}={v}' for k, v in dict(
+              SHORT, batch_size=4, iterations=16, eval_interval=8).items()] + list(args)
+
+
 def _launch(env, processes, devices, *args):
-  """``launch/local.py`` on the short schedule at batch 4; returns process 0's output."""
-  cmd = [sys.executable, os.path.join(ROOT, 'launch', 'local.py'), f'--processes={processes}',
-         f'--devices={devices}', '--', f'--config={SPEC}', '--config.data.crop_size=(32, 32)',
-         '--config.data.img_scale=(40, 40)'] + [f'--config.train.{k}={v}' for k, v in dict(
-             SHORT, batch_size=4, iterations=6, eval_interval=3).items()] + list(args)
-  done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+  """Runs :func:`_launch_command` to its end; returns process 0's output."""
+  done = subprocess.run(_launch_command(processes, devices, *args), cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=900)
   assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
   return done.stdout
 
@@ -209,16 +214,26 @@ def _evaluations(output):
 
 
 def test_two_processes_of_two_devices_train_and_evaluate_as_one_of_four(data_dir, tmp_path):
-  """2 processes x 2 CPU devices (gloo), stopped (``--stop_at``) after an evaluation and
-  resumed, end bit-identical to an uninterrupted run of 1 process x 4, and their evaluations
-  (2 processes: each its share of the images, confusion matrices summed) print the same tables."""
+  """2 processes x 2 CPU devices (gloo), preempted (SIGTERM to the launcher, passed on to both:
+  JAX's preemption service picks one step for both) and resumed, end bit-identical to an
+  uninterrupted run of 1 process x 4, and their evaluations (2 processes: each its share of the
+  images, confusion matrices summed) print the same tables."""
   env = dict(os.environ, JSEG_DATA=data_dir, PYTHONPATH=os.path.abspath(ROOT))
   one, two = str(tmp_path / '1x4'), str(tmp_path / '2x2')
   single = _launch(env, 1, 4, f'--workdir={one}')
-  multi = _launch(env, 2, 2, f'--workdir={two}', '--stop_at=4')
+  proc = subprocess.Popen(_launch_command(2, 2, f'--workdir={two}'), cwd=ROOT, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+  preempted = ''
+  for line in proc.stdout:
+    preempted += line
+    if line.startswith('it 1/16'):
+      proc.send_signal(signal.SIGTERM)
+  assert proc.wait(timeout=600) == 0, preempted[-3000:]
+  stopped = re.search(r'stopped by a preemption notice after iteration (\d+)', preempted)
+  assert stopped and int(stopped.group(1)) < 16, preempted[-3000:]
   resumed = _launch(env, 2, 2, f'--workdir={two}')
-  assert f'resumed from {two} at iteration 4' in resumed
-  jax.tree_util.tree_map(np.testing.assert_array_equal, _final(one, 6), _final(two, 6))
+  assert f'resumed from {two} at iteration {stopped.group(1)}' in resumed
+  jax.tree_util.tree_map(np.testing.assert_array_equal, _final(one, 16), _final(two, 16))
   assert _history(one) == _history(two)
-  tables = _evaluations(single), _evaluations(multi + resumed)
+  tables = _evaluations(single), _evaluations(preempted + resumed)
   assert len(tables[0]) == 2 and tables[0] == tables[1], tables
