@@ -86,13 +86,6 @@ def load_variables(config, source: str) -> dict:
 RESUMABLE = ('train.', 'test.', 'model.pretrained')
 
 
-def _flatten(tree, prefix='') -> dict:
-  """``{'a.b': leaf}`` of a JSON tree."""
-  if isinstance(tree, dict):
-    return {k: v for key, sub in tree.items() for k, v in _flatten(sub, f'{prefix}{key}.').items()}
-  return {prefix[:-1]: tree}
-
-
 def write_atomic(path: str, text: str) -> None:
   """``path`` holds ``text`` or its previous content, never a part."""
   with open(path + '.tmp', 'w') as f:
@@ -104,10 +97,10 @@ def check_workdir_config(workdir: str, config, resumed: bool, write: bool = True
   """A new run stores ``config`` in ``workdir/config.json``; a resumed one must match it
   except for :data:`RESUMABLE` keys, else ValueError lists the keys that differ."""
   path = os.path.join(workdir, 'config.json')
-  now = _flatten(json.loads(config.to_json_best_effort()))
+  now = flax.traverse_util.flatten_dict(json.loads(config.to_json_best_effort()), sep='.')
   if resumed and os.path.exists(path):
     with open(path) as f:
-      saved = _flatten(json.load(f))
+      saved = flax.traverse_util.flatten_dict(json.load(f), sep='.')
     differ = [k for k in sorted(set(saved) | set(now)) if not k.startswith(RESUMABLE)
               and saved.get(k, '(absent)') != now.get(k, '(absent)')]
     if differ:
