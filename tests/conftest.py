@@ -1,7 +1,36 @@
 import os
+import shutil
 import sys
+import tempfile
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 pytest.register_assert_rewrite('parity')  # the shared harness's asserts explain themselves
+
+
+def pytest_configure(config):
+  """One JAX compilation cache for the session, shared by the xdist workers and the jseg.main
+  processes that tests start: a train step compiled by one run is loaded by the next (JAX's
+  persistent cache, the same executable, so results are unchanged)."""
+  if hasattr(config, 'workerinput') or 'JAX_COMPILATION_CACHE_DIR' in os.environ:
+    return  # an xdist worker (it inherits the controller's) or a cache the user chose
+  config.jseg_xla_cache = tempfile.mkdtemp(prefix='jseg-tests-xla-')
+  os.environ['JAX_COMPILATION_CACHE_DIR'] = config.jseg_xla_cache
+
+
+def pytest_unconfigure(config):
+  if getattr(config, 'jseg_xla_cache', None):
+    shutil.rmtree(config.jseg_xla_cache, ignore_errors=True)
+    del os.environ['JAX_COMPILATION_CACHE_DIR']
+
+
+@pytest.fixture(autouse=True, scope='module')
+def _free_compiled_programs():
+  """Drops JAX's in-memory caches after each test module: a worker holds each module's
+  executables only while it runs (they reached 10 GB per worker over the suite)."""
+  yield
+  import gc
+  import jax
+  jax.clear_caches()
+  gc.collect()

@@ -49,17 +49,32 @@ def on_resnet18(*model_cfgs):
                           else _R18_WIDTHS[c])
 
 
-def pair(method, variant, seed=0, dropout=True, resnet18=False):
+def one_module_hrnet(*model_cfgs):
+  """HRNetV2 model configs (jseg's, MMSeg's) with one module per stage and one block per
+  branch, in place: every kind of HRNet layer (branches, fuse layers, transitions, the
+  multi-scale output) at a fraction of the compile time."""
+  for cfg in model_cfgs:
+    assert cfg.backbone.type == 'HRNet', cfg.backbone
+    for name in ('stage1', 'stage2', 'stage3', 'stage4'):
+      stage = cfg.backbone.extra[name]
+      stage['num_modules'] = 1
+      stage['num_blocks'] = (1,) * stage['num_branches']
+
+
+def pair(method, variant, seed=0, dropout=True, resnet18=False, small_hrnet=False):
   """(jseg config, MMSeg torch model) with the same random weights, after conversion.
 
   ``dropout=False`` turns every head's dropout off in both (for train-mode comparisons).
-  ``resnet18=True``: :func:`on_resnet18` in both, for tests that pay per layer.
+  ``resnet18=True``: :func:`on_resnet18` in both, ``small_hrnet=True``: :func:`one_module_hrnet`
+  in both, for tests that pay per layer.
   """
   config = copy.deepcopy(jconfig.load(f'configs/{method}.py:{variant}'))
   config.unlock()
   mm_cfg = ref.mmseg_config(method, variant).model
   if resnet18:
     on_resnet18(config.model, mm_cfg)
+  if small_hrnet:
+    one_module_hrnet(config.model, mm_cfg)
   if not dropout:
     for head in _heads(config.model) + _heads(mm_cfg):
       head.dropout_ratio = 0 if isinstance(head.dropout_ratio, int) else 0.0

@@ -1,22 +1,18 @@
 """Runs training steps of a small model on a mesh and saves the resulting variables.
 
-    python tests/sharded_step.py OUT.npz NUM_DEVICES [PROCESS_ID NUM_PROCESSES PORT]
+    python tests/sharded_step.py OUT.npz NUM_DEVICES
 
-Used by test_train_step.py in subprocesses, since the CPU device count and the
-distributed runtime are fixed when JAX starts. The global batch is the same for
-every layout; each process feeds its contiguous share.
+Used by test_train_step.py in subprocesses, since the CPU device count is fixed when JAX
+starts. The global batch is the same for every device count.
 """
 import sys
 
 import numpy as np
 
 
-def main(out, num_devices, process_id=0, num_processes=1, port=0):
-  import jax
-  if num_processes > 1:
-    jax.config.update('jax_cpu_collectives_implementation', 'gloo')
-    jax.distributed.initialize(f'localhost:{port}', num_processes, process_id)
+def main(out, num_devices):
   import flax
+  import jax
   from jseg import config as jconfig
   from jseg import train
   from jseg.models import build_segmentor
@@ -38,12 +34,9 @@ def main(out, num_devices, process_id=0, num_processes=1, port=0):
     images = rng.standard_normal((8, 33, 41, 3)).astype(np.float32)
     labels = rng.integers(0, 19, (8, 33, 41)).astype(np.int32)
     labels[:, :5] = 255
-    share = slice(process_id * 8 // num_processes, (process_id + 1) * 8 // num_processes)
-    state, _ = step(state, *train.global_batch(mesh, images[share], labels[share]),
-                    jax.random.key(1))
+    state, _ = step(state, *train.global_batch(mesh, images, labels), jax.random.key(1))
   flat = flax.traverse_util.flatten_dict(jax.device_get(state.variables), sep='/')
-  if process_id == 0:
-    np.savez(out, **{k: np.asarray(v) for k, v in flat.items()})
+  np.savez(out, **{k: np.asarray(v) for k, v in flat.items()})
 
 
 if __name__ == '__main__':

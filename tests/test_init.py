@@ -33,6 +33,8 @@ def test_initial_variables_are_distributed_as_mmseg_init_weights(method, variant
   mm_cfg = ref.mmseg_config(method, variant).model
   if 'r50' in variant and method != 'danet':  # fewer layers; DANet keeps the Bottleneck's
     parity.on_resnet18(config.model, mm_cfg)
+  if 'hr18s' in variant:
+    parity.one_module_hrnet(config.model, mm_cfg)
   torch.manual_seed(0)
   mm = ref.build_mmseg_model(mm_cfg)
   mm.init_weights()
