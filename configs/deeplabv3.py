@@ -11,7 +11,7 @@ VARIANTS = jc.variants(('r18-d8', 'r50-d8', 'r101-d8', 'r101-d16-mg124', 'r18w16
                              'r101-d16-mg124': ('512x1024_40k_cityscapes',
                                                 '512x1024_80k_cityscapes'),
                              'r18b-d8': ('80k_cityscapes',), 'r50b-d8': ('80k_cityscapes',),
-                             'r101b-d8': ('80k_cityscapes',)})
+                             'r101b-d8': ('80k_cityscapes',)}) + list(jc.FP16_VARIANTS)
 
 
 def get_config(arg=None):

@@ -5,7 +5,7 @@ VARIANTS = jc.variants(('r18-d8', 'r50-d8', 'r101-d8', 'r18w16-d8', 'r18b-d8', '
                         'r101b-d8'),
                        only={'r18-d8': ('80k_cityscapes',), 'r18w16-d8': ('synthetic',),
                              'r18b-d8': ('80k_cityscapes',), 'r50b-d8': ('80k_cityscapes',),
-                             'r101b-d8': ('80k_cityscapes',)})
+                             'r101b-d8': ('80k_cityscapes',)}) + list(jc.FP16_VARIANTS)
 
 
 def get_config(arg=None):

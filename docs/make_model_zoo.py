@@ -31,10 +31,6 @@ TITLES = {
     'gcnet': 'GCNet', 'nonlocal_net': 'NonLocal', 'ccnet': 'CCNet', 'danet': 'DANet',
     'ann': 'ANN', 'ocrnet': 'OCRNet',
 }
-# MMSeg 1.x names the global batch as GPUs x images per GPU.
-BATCH = {'cityscapes': '4xb2', 'ade20k': '4xb4', 'voc12aug': '4xb4'}
-# jseg config file -> (MMSeg config folder, MMSeg config name prefix), where they differ.
-MMSEG_NAMES = {'hrnet': ('hrnet', 'fcn'), 'nonlocal_net': ('nonlocal_net', 'nonlocal')}
 DATASET_NAMES = {'cityscapes': 'Cityscapes', 'ade20k': 'ADE20K', 'voc12aug': 'VOC 2012 aug'}
 
 
@@ -45,22 +41,6 @@ def default_mmseg_configs() -> Optional[str]:
     return None
   path = os.path.join(list(spec.submodule_search_locations)[0], '.mim', 'configs')
   return path if os.path.isdir(path) else None
-
-
-def mmseg_config(method: str, variant: str) -> str:
-  """``FOLDER/NAME.py`` of MMSeg 1.x's config for jseg's ``configs/METHOD.py:VARIANT``.
-
-  ``BACKBONE_CROP_SCHEDULE_DATASET`` -> ``PREFIX_BACKBONE_BATCH-SCHEDULE_DATASET-CROP``; a
-  variant naming its global batch (``..._b16_cityscapes``) gets ``8xb2`` for it.
-  """
-  parts = variant.split('_')
-  backbone, crop, sched, dataset = parts[:3] + parts[-1:]
-  batch = BATCH[dataset]
-  if len(parts) == 5:
-    per_gpu = int(batch.split('xb')[1])
-    batch = f'{int(parts[3][1:]) // per_gpu}xb{per_gpu}'
-  folder, prefix = MMSEG_NAMES.get(method, (method, method))
-  return f'{folder}/{prefix}_{backbone}_{batch}-{sched}_{dataset}-{crop}.py'
 
 
 def config_variants() -> Dict[str, List[str]]:
@@ -110,8 +90,10 @@ def lookup(method: str, variant: str, mm_config: str, entries: Dict[str, dict]):
   another schedule's config (OCRNet HRNet ADE20K 160k under the 80k config, DeepLabV3+ R-101
   ADE20K 80k under the 160k one).
   """
-  prefix = MMSEG_NAMES.get(method, (method, method))[1]
-  for stem in (f'{prefix}_{variant}', os.path.basename(mm_config)[:-3]):
+  prefix = jconfig.MMSEG_NAMES.get(method, (method, method))[1]
+  # v0.x's fp16 checkpoints name it after the backbone: fcn_r101-d8_fp16_512x1024_80k_cityscapes
+  fp16 = re.sub(r'^([^_]+)_(.*)_fp16_', r'\1_fp16_\2_', variant)
+  for stem in (f'{prefix}_{variant}', f'{prefix}_{fp16}', os.path.basename(mm_config)[:-3]):
     if stem in entries:
       return entries[stem], '/'.join(entries[stem]['Config'].split('/')[-2:])
   return None, None
@@ -125,7 +107,7 @@ def _metric(metrics: dict, key: str) -> str:
 def rows(mmseg_configs: str) -> List[dict]:
   """One row per (non-synthetic) config variant."""
   variants_of = config_variants()
-  folders = tuple(MMSEG_NAMES.get(m, (m, m))[0] for m in variants_of)
+  folders = tuple(jconfig.MMSEG_NAMES.get(m, (m, m))[0] for m in variants_of)
   entries = published(mmseg_configs, folders)
   out = []
   for method, variants in variants_of.items():
@@ -133,7 +115,7 @@ def rows(mmseg_configs: str) -> List[dict]:
       parts = variant.split('_')
       if parts[-1] in jconfig.JSEG_DATASETS:  # jseg's own: not in MMSeg's zoo
         continue
-      mm_config = mmseg_config(method, variant)
+      mm_config = jconfig.mmseg_config_name(method, variant)
       if not os.path.isfile(os.path.join(mmseg_configs, mm_config)):
         raise SystemExit(f'error: configs/{method}.py:{variant} maps to MMSeg config '
                          f'{mm_config}, which does not exist in {mmseg_configs}')
@@ -179,6 +161,9 @@ def render(mmseg_configs: str) -> str:
       'config name without the method prefix; the MMSeg 1.x config is the one of the same '
       'name in MMSeg\'s `configs/` (`4xb2` = global batch 8 on Cityscapes, `4xb4` = 16 on '
       'ADE20K and VOC; OCRNet R-101\'s `b8` / `b16` are `4xb2` / `8xb2`).',
+      '- **(fp16)**: MMSeg\'s mixed-precision rows (`_fp16_`, 1.x `-amp-`: AmpOptimWrapper with '
+      'a static loss scale of 512); jseg trains them with `precision=float16` and '
+      '`train.loss_scale=512.0` (see getting_started.md, "Precision and memory").',
       '- **Weights**: the checkpoint file MMSeg publishes (its name in the metafile\'s '
       '`Weights` URL). Download it yourself, then run the import command: it writes an orbax '
       'checkpoint directory (`jseg.checkpoints.restore_variables(DIR)` reads it). Reading '

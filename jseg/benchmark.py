@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jseg import loss_scale
 from jseg import train as jtrain
 from jseg.inference import make_predict_fn, output_align_corners
 from jseg.models import build_segmentor
@@ -203,9 +204,7 @@ def train_benchmark(config, batch_size: Optional[int] = None, steps: int = 20,
   tx = jtrain.make_optimizer(config.train)
   replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
   variables = random_variables(model, config, seed)
-  state = jtrain.TrainState(step=jnp.zeros((), jnp.int32), params=variables['params'],
-                            batch_stats=variables['batch_stats'],
-                            opt_state=jax.jit(tx.init)(variables['params']))
+  state = jax.jit(lambda v: jtrain.init_state(tx, v, loss_scale.from_config(config)))(variables)
   sharding = jax.tree_util.tree_map(lambda _: replicated, state)
   state = jax.device_put(state, sharding)
   step_fn = jtrain.jit_train_step(jtrain.make_train_step(model, tx, config.model), mesh, sharding)

@@ -96,12 +96,44 @@ def variants(backbones: Iterable[str], only: Dict[str, Tuple[str, ...]] = None,
   return names
 
 
+# MMSeg's fp16 rows (v0.x ``<backbone>_<crop>_<schedule>_fp16_<dataset>``, 1.x ``*-amp-*``):
+# AmpOptimWrapper with a static loss scale of 512, which jseg runs as precision=float16.
+FP16_VARIANTS = ('r101-d8_512x1024_80k_fp16_cityscapes',)
+FP16_LOSS_SCALE = 512.0
+
+
+# MMSeg 1.x names the global batch as GPUs x images per GPU.
+MMSEG_BATCH = {'cityscapes': '4xb2', 'ade20k': '4xb4', 'voc12aug': '4xb4'}
+# jseg config file -> (MMSeg config folder, MMSeg config name prefix), where they differ.
+MMSEG_NAMES = {'hrnet': ('hrnet', 'fcn'), 'nonlocal_net': ('nonlocal_net', 'nonlocal')}
+
+
+def mmseg_config_name(method: str, variant: str) -> str:
+  """``FOLDER/NAME.py`` of MMSeg 1.x's config for jseg's ``configs/METHOD.py:VARIANT``.
+
+  ``BACKBONE_CROP_SCHEDULE_DATASET`` -> ``PREFIX_BACKBONE_BATCH-SCHEDULE_DATASET-CROP``; a
+  variant naming its global batch (``..._b16_cityscapes``) gets ``8xb2`` for it, an fp16 one
+  (``..._80k_fp16_cityscapes``) is MMSeg's ``...-amp-80k_...``.
+  """
+  parts = variant.split('_')
+  backbone, crop, sched, dataset = parts[:3] + parts[-1:]
+  batch = MMSEG_BATCH[dataset]
+  if len(parts) == 5 and parts[3] == 'fp16':
+    sched = f'amp-{sched}'
+  elif len(parts) == 5:
+    per_gpu = int(batch.split('xb')[1])
+    batch = f'{int(parts[3][1:]) // per_gpu}xb{per_gpu}'
+  folder, prefix = MMSEG_NAMES.get(method, (method, method))
+  return f'{folder}/{prefix}_{backbone}_{batch}-{sched}_{dataset}-{crop}.py'
+
+
 def parse_variant(arg, valid):
-  """Splits a variant name into (backbone, crop (h, w), iterations, dataset)."""
+  """Splits a variant name into (backbone, crop (h, w), iterations, dataset); an ``_fp16``
+  part (:data:`FP16_VARIANTS`) is left to :func:`recipe`."""
   arg = arg or DEFAULT_VARIANT
   if arg not in valid:
     raise ValueError(f'unknown config variant {arg!r}; valid variants:\n  ' + '\n  '.join(valid))
-  backbone, crop, sched, dataset = arg.split('_')
+  backbone, crop, sched, dataset = arg.replace('_fp16_', '_').split('_')
   h, w = (int(v) for v in crop.split('x'))
   return backbone, (h, w), int(sched[:-1]) * 1000, dataset
 
@@ -166,12 +198,18 @@ def recipe(method: str, arg, valid) -> ml_collections.ConfigDict:
                  log_interval=50, keep_checkpoints=3, nan_policy='stop', max_consecutive_skips=10,
                  remat='none')
   # What convolutions, matmuls and resizes compute in (jseg.models.build_segmentor): float32
-  # (MMSeg's numbers) or bfloat16 (parameters, statistics, softmax and losses stay float32).
+  # (MMSeg's numbers), bfloat16 or float16 (parameters, statistics, softmax and losses stay
+  # float32).
   c.precision = 'float32'
+  # 'dynamic', a static scale (MMSeg's fp16 rows: 512.) or None: dynamic for float16, else none
+  # (jseg.loss_scale).
+  c.train.loss_scale = ml_collections.FieldReference(None, field_type=object)
   # Where the poly decay ends; None: at ``iterations`` (also when that is overridden).
   c.train.schedule_end = ml_collections.FieldReference(None, field_type=int)
   if laptop:  # from scratch in minutes: AdamW learns the shapes far faster
     c.train.update(optimizer='adamw', lr=3e-3, weight_decay=1e-4, min_lr=1e-5)
+  if '_fp16_' in c.name:
+    c.precision, c.train.loss_scale = 'float16', FP16_LOSS_SCALE
   return c
 
 

@@ -46,15 +46,22 @@ class Reporter:
       print(message, flush=True)
 
   def train(self, it: int, scalars: dict, lr: float, images_per_s: float,
-            skipped: tuple = ()) -> None:
-    """``skipped``: the iterations whose non-finite update was dropped so far."""
+            skipped: tuple = (), overflows: tuple = ()) -> None:
+    """``skipped``: the iterations whose non-finite update was dropped so far; ``overflows``:
+    those whose update the loss scale dropped (``scalars['loss_scale']``: its value)."""
     if not self.enabled:
       return
     total = self.config.train.iterations
     eta = (total - it) * self.config.train.batch_size / max(images_per_s, 1e-9)
-    scalars = {k: v for k, v in scalars.items() if k != 'skipped'}
+    scale = scalars.get('loss_scale')
+    scalars = {k: v for k, v in scalars.items() if k not in ('skipped', 'loss_scale')}
     terms = ' '.join(f'{k} {float(v):.4f}' for k, v in sorted(scalars.items()))
     note = f' | skipped {len(skipped)} non-finite (last: it {skipped[-1]})' if skipped else ''
+    if scale is not None:
+      note += f' | loss scale {float(scale):g}'
+      self.writer.add_scalar('train/loss_scale', float(scale), it)
+    if overflows:
+      note += f' | {len(overflows)} overflows skipped (last: it {overflows[-1]})'
     self.text(f'it {it}/{total} | {terms} | lr {lr:.5f} | {images_per_s:.1f} img/s | '
               f'eta {datetime.timedelta(seconds=int(eta))}{note}')
     for k, v in scalars.items():

@@ -15,6 +15,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from jseg import config as jconfig
 from jseg import checkpoints, finetune, preemption, pretrained
+from jseg import loss_scale as scaling
 from jseg.inference import make_predict_fn, output_align_corners
 from jseg.models import build_segmentor, segmentor_loss, total_loss
 
@@ -24,6 +25,7 @@ class TrainState(flax.struct.PyTreeNode):
   params: Any
   batch_stats: Any
   opt_state: Any
+  loss_scale: Optional[scaling.LossScale] = None  # float16 training (jseg.loss_scale)
 
   @property
   def variables(self):
@@ -76,28 +78,35 @@ def init_variables(config, rng, model=None, init_from: Optional[str] = None) -> 
   return pretrained.load_backbone(variables, config)
 
 
-def init_state(tx, variables) -> TrainState:
-  """The state at step 0 of ``variables``: fresh optimizer state."""
+def init_state(tx, variables, scaler: Optional[scaling.LossScale] = None) -> TrainState:
+  """The state at step 0 of ``variables``: fresh optimizer state, loss scale ``scaler``
+  (:func:`jseg.loss_scale.from_config`)."""
   return TrainState(step=jnp.zeros((), jnp.int32), params=variables['params'],
-                    batch_stats=variables['batch_stats'], opt_state=tx.init(variables['params']))
+                    batch_stats=variables['batch_stats'], opt_state=tx.init(variables['params']),
+                    loss_scale=scaler)
 
 
 def make_train_step(model, tx, model_cfg):
   """``train_step(state, images, labels, rng) -> (state, scalars)``, to be jitted. A step whose
   loss or gradient is not finite changes nothing but ``state.step`` (``scalars['skipped']`` is
-  1): no non-finite value reaches the state (``train.nan_policy`` decides what follows)."""
+  1): no non-finite value reaches the state (``train.nan_policy`` decides what follows). With
+  a ``state.loss_scale``, the gradients are of the scaled loss, unscaled before the update, and
+  ``scalars['loss_scale']`` is the scale this step used (an overflow updates it)."""
 
   def train_step(state: TrainState, images, labels, rng):
     rng = jax.random.fold_in(rng, state.step)
+    scaler = state.loss_scale
 
     def loss_fn(params):
       outputs, updates = model.apply({'params': params, 'batch_stats': state.batch_stats},
                                      images, train=True, mutable=['batch_stats'],
                                      rngs={'dropout': rng})
       losses = segmentor_loss(model_cfg, outputs, labels)
-      return total_loss(losses), (losses, updates['batch_stats'])
+      loss = total_loss(losses)
+      return (scaler.scale_loss(loss) if scaler else loss), (losses, updates['batch_stats'])
 
     grads, (losses, batch_stats) = jax.grad(loss_fn, has_aux=True)(state.params)
+    grads = scaler.unscale(grads) if scaler else grads
     loss = total_loss(losses)
     finite = jnp.isfinite(loss) & jnp.all(jnp.asarray(
         [jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)]))
@@ -107,8 +116,10 @@ def make_train_step(model, tx, model_cfg):
         step=state.step + 1,
         params=keep(optax.apply_updates(state.params, updates), state.params),
         batch_stats=keep(batch_stats, state.batch_stats),
-        opt_state=keep(opt_state, state.opt_state))
-    return new_state, dict(losses, loss=loss, skipped=1 - finite.astype(jnp.int32))
+        opt_state=keep(opt_state, state.opt_state),
+        loss_scale=scaler.update(finite) if scaler else None)
+    scalars = dict(losses, loss=loss, skipped=1 - finite.astype(jnp.int32))
+    return new_state, dict(scalars, loss_scale=scaler.scale) if scaler else scalars
 
   return train_step
 
@@ -116,13 +127,14 @@ def make_train_step(model, tx, model_cfg):
 class NonFinitePolicy:
   """``train.nan_policy`` on the host, from each step's scalars: ``stop`` raises at the first
   skipped step naming it and its loss terms; ``skip`` counts the skipped steps and raises after
-  ``train.max_consecutive_skips`` in a row."""
+  ``train.max_consecutive_skips`` in a row. Under loss scaling, a step with a finite loss and a
+  non-finite gradient is an overflow: the scale's business (``overflows``), never an error."""
 
   def __init__(self, train_cfg):
     if train_cfg.nan_policy not in ('stop', 'skip'):
       raise ValueError(f"train.nan_policy={train_cfg.nan_policy!r}; valid: 'stop', 'skip'")
     self.policy, self.limit = train_cfg.nan_policy, train_cfg.max_consecutive_skips
-    self.in_a_row, self.skipped = 0, []
+    self.in_a_row, self.skipped, self.overflows = 0, [], []
 
   def check(self, steps) -> None:
     """``steps``: ``(iteration, scalars)`` in order, not yet checked."""
@@ -130,9 +142,13 @@ class NonFinitePolicy:
       if not scalars['skipped']:
         self.in_a_row = 0
         continue
+      if 'loss_scale' in scalars and np.isfinite(scalars['loss']):
+        self.overflows.append(it)
+        continue
       self.in_a_row += 1
       self.skipped.append(it)
-      bad = {k: float(v) for k, v in scalars.items() if k != 'skipped' and not np.isfinite(v)}
+      bad = {k: float(v) for k, v in scalars.items()
+             if k not in ('skipped', 'loss_scale') and not np.isfinite(v)}
       what = (', '.join(f'{k}={v}' for k, v in sorted(bad.items())) if bad else
               'the losses are finite, a gradient is not')
       if self.policy == 'stop':
@@ -202,13 +218,15 @@ def _checkpoint_managers(workdir: str, keep: int):
 
 def _restore_or_init(manager, model, tx, config, mesh: Mesh, init_from: Optional[str]):
   """(state replicated over ``mesh``, resumed?) from the latest checkpoint, else fresh."""
-  abstract = jax.eval_shape(lambda rng, image: init_state(tx, model.init(rng, image)),
+  scaler = scaling.from_config(config)
+  abstract = jax.eval_shape(lambda rng, image: init_state(tx, model.init(rng, image), scaler),
                             jax.random.key(config.seed),
                             jax.ShapeDtypeStruct((1, *config.data.crop_size, 3), jnp.float32))
   sharding = jax.tree_util.tree_map(lambda _: NamedSharding(mesh, P()), abstract)
   latest = manager.latest_step()
   if latest is None:
-    state = init_state(tx, init_variables(config, jax.random.key(config.seed), model, init_from))
+    state = init_state(tx, init_variables(config, jax.random.key(config.seed), model, init_from),
+                       scaler)
     return jax.device_put(state, sharding), False
   target = jax.tree_util.tree_map(
       lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract, sharding)
@@ -272,7 +290,8 @@ def train_and_evaluate(config, workdir: str, stop_at: Optional[int] = None,
         unchecked = []
       if it % log_every == 0 or it == train_cfg.iterations:
         rate = (it - last_logged) * train_cfg.batch_size / (time.time() - tic)
-        log.train(it, jax.device_get(scalars), float(lr(step)), rate, nonfinite.skipped)
+        log.train(it, jax.device_get(scalars), float(lr(step)), rate, nonfinite.skipped,
+                  nonfinite.overflows)
         tic, last_logged = time.time(), it
       if evaluating:
         metrics = evaluate(config, model, state.variables, progress=is_main)

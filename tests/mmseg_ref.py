@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 import mmcv
+from jseg import config as jconfig
 
 
 def _load_mmcv_file(name):
@@ -55,29 +56,11 @@ from mmseg.utils import register_all_modules  # noqa: E402
 
 register_all_modules()
 CONFIG_ROOT = os.path.join(os.path.dirname(mmseg.__file__), '.mim', 'configs')
-_BATCH = {'cityscapes': '4xb2', 'ade20k': '4xb4', 'voc12aug': '4xb4'}
-# jseg config file -> (MMSeg config folder, MMSeg file name prefix), where they differ.
-MMSEG_NAMES = {
-    'hrnet': ('hrnet', 'fcn'),
-    'nonlocal_net': ('nonlocal_net', 'nonlocal'),
-}
 
 
 def mmseg_config_path(method: str, variant: str) -> str:
-  """Path of MMSeg 1.x's config for the v0.x name ``<method>_<variant>``.
-
-  A variant may name its global batch, ``BACKBONE_CROP_SCHEDULE_b<N>_DATASET`` (OCRNet
-  R-101: b8 is ``4xb2``, b16 ``8xb2``); otherwise it is the dataset's usual one.
-  """
-  parts = variant.split('_')
-  backbone, crop, sched, dataset = parts[:3] + parts[-1:]
-  batch = _BATCH[dataset]
-  if len(parts) == 5:
-    per_gpu = int(batch.split('xb')[1])
-    batch = f'{int(parts[3][1:]) // per_gpu}xb{per_gpu}'
-  folder, prefix = MMSEG_NAMES.get(method, (method, method))
-  name = f'{prefix}_{backbone}_{batch}-{sched}_{dataset}-{crop}.py'
-  return os.path.join(CONFIG_ROOT, folder, name)
+  """Path of MMSeg 1.x's config for the v0.x name ``<method>_<variant>``."""
+  return os.path.join(CONFIG_ROOT, jconfig.mmseg_config_name(method, variant))
 
 
 def mmseg_config(method: str, variant: str) -> Config:

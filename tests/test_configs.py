@@ -18,11 +18,15 @@ IGNORED_MMSEG_KEYS = {'norm_cfg', 'act_cfg', 'init_cfg', 'norm_eval', 'style',
 # (method, variant) -> the train_cfg values of v0.x. ann_r101-d8_4xb4-40k_voc12aug inherits
 # the r50 *20k* file in 1.x; v0.x's ann_r101-d8_512x512_40k_voc12aug trains 40k. Likewise
 # deeplabv3plus_r18b-d8_4xb2-80k_cityscapes-769x769 inherits the r50 40k file; v0.x's
-# deeplabv3plus_r18b-d8_769x769_80k_cityscapes inherits the 80k one.
+# deeplabv3plus_r18b-d8_769x769_80k_cityscapes inherits the 80k one, and the fp16 DeepLabV3
+# (1.x deeplabv3_r101-d8_4xb2-amp-80k_cityscapes-512x1024 inherits the 40k file; v0.x's
+# deeplabv3_r101-d8_512x1024_80k_fp16_cityscapes the 80k one).
 MMSEG_1X_SCHEDULE_ERRORS = {
     ('ann', 'r101-d8_512x512_40k_voc12aug'): dict(max_iters=40000, val_interval=4000),
     ('deeplabv3plus', 'r18b-d8_769x769_80k_cityscapes'): dict(max_iters=80000,
                                                               val_interval=8000),
+    ('deeplabv3', 'r101-d8_512x1024_80k_fp16_cityscapes'): dict(max_iters=80000,
+                                                                val_interval=8000),
 }
 
 
@@ -82,6 +86,9 @@ def test_config_equals_mmseg(method, variant):
   assert c.train.batch_size == gpus * mm.train_dataloader.batch_size
   assert c.train.iterations == mm.train_cfg.max_iters
   assert c.train.eval_interval == mm.train_cfg.val_interval
+  amp = mm.optim_wrapper.get('type') == 'AmpOptimWrapper'  # MMSeg's fp16 rows
+  assert (c.precision == 'float16') == amp
+  assert c.train.loss_scale == (mm.optim_wrapper.loss_scale if amp else None)
   opt = mm.optim_wrapper.optimizer
   assert (c.train.lr, c.train.momentum, c.train.weight_decay) == (opt.lr, opt.momentum,
                                                                  opt.weight_decay)

@@ -67,16 +67,6 @@ def test_model_zoo_matches_by_weights_not_by_mislabelled_metafile_entries():
   assert (b16['miou'], b16['miou_ms']) == ('80.81', '—')
 
 
-def test_mmseg_names_agree_with_the_parity_tests():
-  import mmseg_ref
-  for method, variants in zoo.config_variants().items():
-    for variant in variants:
-      if variant.rsplit('_', 1)[1] in jconfig.JSEG_DATASETS:
-        continue
-      assert os.path.join(mmseg_ref.CONFIG_ROOT, zoo.mmseg_config(method, variant)) == \
-          mmseg_ref.mmseg_config_path(method, variant)
-
-
 def test_check_mode_reports_a_stale_page(tmp_path, capsys):
   stale = tmp_path / 'model_zoo.md'
   stale.write_text('# old\n')

@@ -75,7 +75,7 @@ def test_float32_default_keeps_highest_precision():
 
 
 @pytest.mark.parametrize('key,value,message', [
-    ('precision', 'float8', r"precision='float8'; valid: float32, bfloat16"),
+    ('precision', 'float8', r"precision='float8'; valid: float32, bfloat16, float16"),
     ('train.remat', 'all', r"train.remat='all'; valid: none, blocks")])
 def test_unknown_policy_names_the_valid_ones(key, value, message):
   with pytest.raises(ValueError, match=message):

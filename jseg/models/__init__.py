@@ -5,7 +5,7 @@ from jseg.models.losses import segmentor_loss, total_loss
 from jseg.models.segmentor import CascadeEncoderDecoder, EncoderDecoder
 
 
-PRECISIONS = ('float32', 'bfloat16')  # float16 needs loss scaling in the train step: not yet
+PRECISIONS = ('float32', 'bfloat16', 'float16')  # float16 trains with jseg.loss_scale
 REMAT = ('none', 'blocks')
 
 
