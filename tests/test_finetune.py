@@ -237,7 +237,7 @@ def test_pretrained_backbone_trains_another_method_faster(tmp_path, monkeypatch)
     config.model.pretrained = pretrained
     return train.train_and_evaluate(config, str(tmp_path / workdir))['mIoU']
 
-  run('configs/fcn.py:r18w16-d8_64x64_2k_synthetic', 300, 'fcn')
+  run('configs/fcn.py:r18w16-d8_64x64_2k_synthetic', 500, 'fcn')
   variables = checkpoints.restore_variables(checkpoints.best_checkpoint(str(tmp_path / 'fcn')))
   backbone = {k[len('backbone.'):]: torch.from_numpy(v) for k, v in
               convert.jseg_to_mmseg(variables).items() if k.startswith('backbone.')}
@@ -246,5 +246,4 @@ def test_pretrained_backbone_trains_another_method_faster(tmp_path, monkeypatch)
   spec = 'configs/pspnet.py:r18w16-d8_64x64_2k_synthetic'
   scratch = run(spec, 150, 'scratch')
   pretrained = run(spec, 150, 'pretrained', str(tmp_path / 'imagenet.pth'))
-  print(f'pretrained {pretrained:.2f} scratch {scratch:.2f}')
   assert pretrained > scratch + 4, (pretrained, scratch)
