@@ -1,7 +1,9 @@
-"""Prints ``method agreement`` for each of the 13 methods: the fraction of pixels where an
+"""Prints ``method jseg mmseg`` for each of the 13 methods: the fraction of pixels where an
 imported MMSeg model (random weights, calibrated BN: ``parity.pair``) predicts the same class
-in bfloat16 as in float32. Run by test_precision.py with XLA_FLAGS=--xla_allow_excess_precision=false
-(XLA:CPU would otherwise keep bfloat16 intermediates in float32)."""
+in bfloat16 as in float32, in jseg and, as the reference, in MMSeg under torch's CPU autocast
+(bfloat16 convolutions and matmuls, as MMSeg's AmpOptimWrapper runs them). Run by
+test_precision.py with XLA_FLAGS=--xla_allow_excess_precision=false (XLA:CPU would otherwise
+keep bfloat16 intermediates in float32)."""
 import os
 import sys
 
@@ -10,6 +12,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 import parity  # noqa: E402
 from jseg.convert import mmseg_to_jseg  # noqa: E402
@@ -30,6 +33,9 @@ CASES = [('fcn', 'r18-d8_512x1024_80k_cityscapes'), ('pspnet', 'r18-d8_512x1024_
 
 def main():
   images = jnp.asarray(np.random.default_rng(0).standard_normal((1, 97, 131, 3)), jnp.float32)
+  torch_images = torch.from_numpy(np.asarray(images)).permute(0, 3, 1, 2)
+  meta = [dict(img_shape=images.shape[1:3], ori_shape=images.shape[1:3],
+               pad_shape=images.shape[1:3])]
   for method, variant in CASES:
     config, mm = parity.pair(method, variant, resnet18=variant.startswith('r50'))
     variables = mmseg_to_jseg(mm.eval().state_dict(), config)
@@ -38,7 +44,12 @@ def main():
       config.precision = precision
       logits = jax.jit(build_segmentor(config).apply)(variables, images)
       predictions.append(np.asarray(jnp.argmax(logits, -1)))
-    print(method, float((predictions[0] == predictions[1]).mean()), flush=True)
+    with torch.no_grad():
+      reference = mm.encode_decode(torch_images, meta).argmax(1)
+      with torch.autocast('cpu', dtype=torch.bfloat16):
+        autocast = mm.encode_decode(torch_images, meta).float().argmax(1)
+    print(method, float((predictions[0] == predictions[1]).mean()),
+          float((reference == autocast).double().mean()), flush=True)
 
 
 if __name__ == '__main__':

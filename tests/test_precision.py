@@ -45,23 +45,32 @@ def _dtypes(fn, *args):
 
 
 def test_bfloat16_convolutions_compute_in_bfloat16_and_return_float32_logits():
+  """Every convolution computes in bfloat16 at the default precision; the classifier
+  (``conv_seg``) accumulates in and returns float32, so only the logits' resize is float32."""
   config = _config('configs/pspnet.py:r18-d8_512x1024_80k_cityscapes', precision='bfloat16')
   model = build_segmentor(config)
   images = jnp.zeros((1, 33, 41, 3), jnp.float32)
   variables = jax.eval_shape(model.init, jax.random.key(0), images)
   assert {leaf.dtype for leaf in jax.tree_util.tree_leaves(variables)} == {jnp.dtype('float32')}
-  conv_dtypes = set()
+  ops = []  # (primitive, operand dtypes, output dtype, output shape, precision)
 
   def walk(jaxpr):
     for eqn in jaxpr.eqns:
       if eqn.primitive.name in ('conv_general_dilated', 'dot_general'):
-        conv_dtypes.update((str(v.aval.dtype), str(eqn.params.get('precision'))) for v in eqn.invars)
+        out = eqn.outvars[0].aval
+        ops.append((eqn.primitive.name, {str(v.aval.dtype) for v in eqn.invars},
+                    str(out.dtype), out.shape, str(eqn.params.get('precision'))))
       for sub in jax.core.jaxprs_in_params(eqn.params):
         walk(sub)
 
   walk(jax.make_jaxpr(lambda v, x: model.apply(v, x))(variables, images).jaxpr)
-  assert {d for d, _ in conv_dtypes} == {'bfloat16'}
-  assert 'HIGHEST' not in ' '.join(p for _, p in conv_dtypes)
+  convs = [op for op in ops if op[0] == 'conv_general_dilated']
+  assert {d for op in convs for d in op[1]} == {'bfloat16'}
+  assert [op[2] for op in convs].count('float32') == 1 and convs[-1][2:4] == ('float32', (1, 5, 6, 19))
+  float32_ops = [op for op in ops if op[1] != {'bfloat16'}]
+  assert [op[0] for op in float32_ops] == ['dot_general'] * 2  # the logits' resize
+  assert all(19 in op[3] for op in float32_ops)
+  assert 'HIGHEST' not in ' '.join(op[4] for op in ops if op[1] == {'bfloat16'})
   out = jax.eval_shape(lambda v, x: model.apply(v, x), variables, images)
   assert out.dtype == jnp.float32 and out.shape == (1, 33, 41, 19)
 
@@ -112,14 +121,16 @@ def test_remat_gives_the_same_gradients_and_statistics(spec):
 
 def test_bfloat16_predictions_agree_with_float32():
   """MMSeg models with random weights and calibrated BN (the parity tests' ``pair``), imported:
-  bfloat16 (every rounding kept) predicts the float32 class on at least 98% of pixels of a
-  97x131 image. Measured 2026-12-01: 0.982 (FCN R-18) to 0.9985 (DeepLabV3+); FCN, NonLocal,
-  CCNet, DANet, ANN and OCRNet are below 0.99 (random weights: small logit margins)."""
+  bfloat16 (every rounding kept) predicts the float32 class on at least 99% of pixels of a
+  97x131 image, or, where MMSeg's own bfloat16 (torch CPU autocast) agrees less, on as many as
+  MMSeg's (0.001 for the pixels' noise). Measured 2026-12-02, jseg / MMSeg: FCN 0.9913 / 0.9880,
+  ANN 0.9895 / 0.9898, OCRNet 0.9907 / 0.9894, DeepLabV3+ 0.9994 / 0.9989."""
   done = subprocess.run([sys.executable, os.path.join(HERE, 'bfloat16_agreement.py')],
                         cwd=os.path.join(HERE, '..'), capture_output=True, text=True, timeout=1200,
                         env=dict(os.environ, XLA_FLAGS='--xla_allow_excess_precision=false'))
   assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-  agreement = dict(line.split() for line in done.stdout.splitlines() if line.count(' ') == 1)
+  agreement = {line.split()[0]: tuple(map(float, line.split()[1:]))
+               for line in done.stdout.splitlines() if line.count(' ') == 2}
   assert len(agreement) == 13, done.stdout
-  low = {m: a for m, a in agreement.items() if float(a) < 0.98}
+  low = {m: a for m, a in agreement.items() if a[0] < min(0.99, a[1] - 0.001)}
   assert not low, agreement

@@ -4,6 +4,7 @@ Resizing and adaptive pooling are written as separable matrix products whose
 weights are built on the host from torch's index formulas: exact for every size
 and both ``align_corners`` settings, and fast on any XLA backend.
 """
+import functools
 from typing import Optional, Sequence, Tuple, Union
 
 import flax.linen as nn
@@ -45,6 +46,21 @@ def einsum(spec: str, *operands) -> jax.Array:
   dtype = compute_dtype(*operands)
   return jnp.einsum(spec, *(o.astype(dtype) for o in operands),
                     precision=matmul_precision(dtype))
+
+
+def attend(spec: str, weights: jax.Array, values: jax.Array) -> jax.Array:
+  """The attention-weighted sum ``einsum(spec, weights, values)`` in :func:`compute_dtype`,
+  accumulated and returned in :func:`stats_dtype` (float32 under bfloat16 / float16).
+
+  A context that averages many positions is nearly the same at every pixel; rounded to
+  bfloat16 its error exceeds its variation between pixels, which the out projection's
+  BatchNorm then scales up. So the context stays float32 through the out projection, and
+  the block returns to the policy dtype after it.
+  """
+  dtype = compute_dtype(weights, values)
+  return jnp.einsum(spec, weights.astype(dtype), values.astype(dtype),
+                    precision=matmul_precision(dtype),
+                    preferred_element_type=stats_dtype(dtype))
 
 
 def softmax(x: jax.Array, axis: int = -1) -> jax.Array:
@@ -153,15 +169,18 @@ class BatchNorm(nn.Module):
     else:
       mean, var = running_mean.value, running_var.value
     mul = scale * jax.lax.rsqrt(var + self.epsilon)
-    return (x * mul.astype(x.dtype) + (bias - mean * mul).astype(x.dtype))
+    return (x.astype(mul.dtype) * mul + (bias - mean * mul)).astype(x.dtype)
 
 
 def conv2d(x: jax.Array, features: int, kernel_size: int, *, stride: int = 1,
            padding: int = 0, dilation: int = 1, groups: int = 1, use_bias: bool = True,
-           kernel_init=kaiming_fan_out, torch_init: bool = False,
+           kernel_init=kaiming_fan_out, torch_init: bool = False, out_dtype=None,
            name: Optional[str] = None) -> jax.Array:
   """``nn.Conv2d`` with symmetric integer padding, created in the calling module; it computes
   in ``x``'s dtype (float32 weights cast to it) at :func:`matmul_precision`.
+
+  ``out_dtype``: the dtype the products are accumulated and returned in (``x``'s by default);
+  the classifiers return float32 logits from bfloat16 features this way, one rounding fewer.
 
   ``torch_init``: ``nn.Conv2d``'s own initialization instead of ``kernel_init`` and a zero
   bias (weights and bias uniform in +-1/sqrt(fan_in)), which MMSeg's plain convolutions keep.
@@ -176,6 +195,8 @@ def conv2d(x: jax.Array, features: int, kernel_size: int, *, stride: int = 1,
                  padding=[(padding, padding)] * 2, kernel_dilation=_pair(dilation),
                  feature_group_count=groups, use_bias=use_bias, kernel_init=kernel_init,
                  bias_init=bias_init, dtype=x.dtype, precision=matmul_precision(x.dtype),
+                 conv_general_dilated=functools.partial(jax.lax.conv_general_dilated,
+                                                        preferred_element_type=out_dtype),
                  name=name)(x)
 
 

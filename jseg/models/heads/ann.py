@@ -10,8 +10,8 @@ import jax
 import jax.numpy as jnp
 
 from jseg.models.heads.decode_head import DecodeHead
-from jseg.models.layers import (ConvModule, Group, adaptive_avg_pool, conv2d, dropout2d, einsum,
-                                softmax)
+from jseg.models.layers import (ConvModule, Group, adaptive_avg_pool, attend, conv2d, dropout2d,
+                                einsum, softmax)
 
 
 def ppm_concat(x: jax.Array, pool_scales: Sequence[int]) -> jax.Array:
@@ -51,11 +51,11 @@ class SelfAttentionBlock(nn.Module):
                               name='value_project'), self.key_pool_scales)
     sim = einsum('nqc,nkc->nqk', query, key) * self.channels**-0.5
     sim = softmax(sim, axis=-1)
-    context = einsum('nqk,nkc->nqc', sim, value)
+    context = attend('nqk,nkc->nqc', sim, value)
     context = context.reshape(n, h, w, self.channels)
     # MMSeg zero-initialises the plain out projection (SelfAttentionBlock.init_weights).
     return conv2d(context, self.out_channels, 1, kernel_init=nn.initializers.zeros,
-                  name='out_project')
+                  name='out_project').astype(query_feats.dtype)
 
 
 class AFNB(nn.Module):

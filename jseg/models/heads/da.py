@@ -8,7 +8,8 @@ import flax.linen as nn
 import jax
 
 from jseg.models.heads.decode_head import DecodeHead
-from jseg.models.layers import ConvModule, Scale, conv2d, dropout2d, einsum, softmax
+from jseg.models.layers import (ConvModule, Scale, conv2d, dropout2d, einsum, softmax,
+                                stats_dtype)
 
 
 class PAM(nn.Module):
@@ -45,9 +46,11 @@ class DAHead(DecodeHead):
   pam_channels: int = 64
 
   def _branch_seg(self, feat: jax.Array, name: str, train: bool) -> jax.Array:
-    """``pam_cls_seg`` / ``cam_cls_seg``: the shared dropout, then a plain 1x1 conv."""
+    """``pam_cls_seg`` / ``cam_cls_seg``: the shared dropout, then a plain 1x1 conv (float32
+    logits, as ``cls_seg``'s)."""
     feat = dropout2d(feat, self.dropout_ratio, train)
-    return conv2d(feat, self.num_classes, 1, torch_init=True, name=name)
+    return conv2d(feat, self.num_classes, 1, torch_init=True, out_dtype=stats_dtype(feat.dtype),
+                  name=name)
 
   @nn.compact
   def __call__(self, inputs, train: bool = False):

@@ -4,7 +4,7 @@ from typing import Sequence, Union
 import flax.linen as nn
 import jax
 
-from jseg.models.layers import conv2d, dropout2d, resize
+from jseg.models.layers import conv2d, dropout2d, resize, stats_dtype
 
 
 class DecodeHead(nn.Module):
@@ -33,7 +33,9 @@ class DecodeHead(nn.Module):
 
   def cls_seg(self, x: jax.Array, train: bool) -> jax.Array:
     """Channel dropout, then the 1x1 classifier ``conv_seg``: normal(0.01) init (MMSeg's
-    ``init_cfg``), or torch's default where MMSeg never applies it (``init_conv_seg``)."""
+    ``init_cfg``), or torch's default where MMSeg never applies it (``init_conv_seg``).
+    Logits are float32 (float64 stays) whatever the precision policy."""
     x = dropout2d(x, self.dropout_ratio, train)
     return conv2d(x, self.num_classes, 1, kernel_init=nn.initializers.normal(0.01),
-                  torch_init=not self.init_conv_seg, name='conv_seg')
+                  torch_init=not self.init_conv_seg, out_dtype=stats_dtype(x.dtype),
+                  name='conv_seg')

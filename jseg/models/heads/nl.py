@@ -3,7 +3,8 @@ import flax.linen as nn
 import jax
 
 from jseg.models.heads.fcn import FCNHead
-from jseg.models.layers import BatchNorm, Group, conv2d, einsum, kaiming_fan_out, softmax
+from jseg.models.layers import (BatchNorm, Group, attend, conv2d, einsum, kaiming_fan_out,
+                                softmax)
 
 MODES = ('embedded_gaussian', 'gaussian', 'dot_product', 'concatenation')
 
@@ -62,13 +63,13 @@ class NonLocal2d(nn.Module):
       pair = softmax(pair, axis=-1)
     else:
       pair = pair / pair.shape[-1]
-    y = einsum('nqk,nkc->nqc', pair, g).reshape(n, h, w, inter)
+    y = attend('nqk,nkc->nqc', pair, g).reshape(n, h, w, inter)
 
     def conv_out(t):
       t = conv2d(t, c, 1, use_bias=False, name='conv')
       return BatchNorm(scale_init=nn.initializers.zeros, name='bn')(t, train)
 
-    return x + Group(name='conv_out')(conv_out, y)
+    return x + Group(name='conv_out')(conv_out, y).astype(x.dtype)
 
 
 class NLHead(FCNHead):

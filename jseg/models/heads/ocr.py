@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from jseg.models.heads.decode_head import DecodeHead
-from jseg.models.layers import ConvModule, Group, einsum, softmax
+from jseg.models.layers import ConvModule, Group, attend, einsum, softmax
 
 
 def spatial_gather(feats: jax.Array, probs: jax.Array, scale: float = 1.0) -> jax.Array:
@@ -47,8 +47,8 @@ class ObjectAttentionBlock(nn.Module):
     value = ConvModule(ch, 1, name='value_project')(key_feats, train).reshape(n, -1, ch)
     sim = einsum('npc,nkc->npk', query, key) * ch**-0.5
     sim = softmax(sim, axis=-1)
-    context = einsum('npk,nkc->npc', sim, value).reshape(n, h, w, ch)
-    context = ConvModule(c, 1, name='out_project')(context, train)
+    context = attend('npk,nkc->npc', sim, value).reshape(n, h, w, ch)
+    context = ConvModule(c, 1, name='out_project')(context, train).astype(query_feats.dtype)
     return ConvModule(c, 1, name='bottleneck')(
         jnp.concatenate([context, query_feats], axis=-1), train)
 
