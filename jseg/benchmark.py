@@ -231,6 +231,34 @@ def train_benchmark(config, batch_size: Optional[int] = None, steps: int = 20,
               peak_memory_bytes=peak_memory(), compiled_memory_bytes=compiled_memory(compiled))
 
 
+def train_step_memory(config, batch_size: Optional[int] = None) -> dict:
+  """XLA's memory analysis of the jitted train step at ``batch_size`` (default: the config's)
+  and the config's crop on one device, compiled from shapes alone: no weights are made and
+  nothing runs, so it sizes steps that would not fit."""
+  batch_size = batch_size or config.train.batch_size
+  mesh = jax.sharding.Mesh(np.array(jax.local_devices()[:1]), ('data',))
+  model = build_segmentor(config)
+  tx = jtrain.make_optimizer(config.train)
+  h, w = config.data.crop_size
+  variables = jax.eval_shape(model.init, jax.random.key(0),
+                             jax.ShapeDtypeStruct((1, h, w, 3), jnp.float32))
+  state = jax.eval_shape(lambda v: jtrain.init_state(tx, v, loss_scale.from_config(config)),
+                         variables)
+  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  step = jtrain.jit_train_step(jtrain.make_train_step(model, tx, config.model), mesh,
+                               jax.tree_util.tree_map(lambda _: replicated, state))
+  start = time.perf_counter()
+  compiled = step.lower(state, jax.ShapeDtypeStruct((batch_size, h, w, 3), jnp.float32),
+                        jax.ShapeDtypeStruct((batch_size, h, w), jnp.int32),
+                        jax.random.key(0)).compile()
+  m = compiled.memory_analysis()
+  return dict(batch_size=batch_size, crop_size=[h, w],
+              precision=config.get('precision', 'float32'),
+              remat=config.train.get('remat', 'none'), compile_s=time.perf_counter() - start,
+              argument_bytes=int(m.argument_size_in_bytes), temp_bytes=int(m.temp_size_in_bytes),
+              compiled_memory_bytes=compiled_memory(compiled))
+
+
 def _mib(n: Optional[int]) -> str:
   return 'n/a' if n is None else f'{n / 2**20:.1f} MiB'
 

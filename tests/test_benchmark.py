@@ -60,3 +60,25 @@ def test_test_input_size_follows_the_test_pipeline():
   assert benchmark.parse_size('1024x2048') == (1024, 2048)
   with pytest.raises(ValueError, match='HxW'):
     benchmark.parse_size('1024')
+
+
+def test_train_step_memory_counts_the_state_and_batch_as_arguments():
+  """Compiled from shapes: the arguments are exactly the train state (float32 parameters, AdamW's
+  two moments, BN statistics, counts) and the batch; bfloat16 keeps the state float32."""
+  import jax  # pylint: disable=import-outside-toplevel
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  config = jconfig.load('configs/fcn.py:r18w16-d8_64x64_2k_synthetic')
+  config.precision = 'bfloat16'
+  size = benchmark.train_step_memory(config, batch_size=3)
+  from jseg.models import build_segmentor  # pylint: disable=import-outside-toplevel
+  model = build_segmentor(config)
+  variables = jax.eval_shape(model.init, jax.random.key(0),
+                             jax.ShapeDtypeStruct((1, 64, 64, 3), np.float32))
+  params = sum(leaf.size for leaf in jax.tree_util.tree_leaves(variables['params']))
+  stats = sum(leaf.size for leaf in jax.tree_util.tree_leaves(variables['batch_stats']))
+  # params + mu + nu + stats, three int32 counts (Adam's, the schedule's, the step); images
+  # float32, labels int32, the key (2 x uint32).
+  expected = 4 * (3 * params + stats + 3) + 3 * 64 * 64 * (3 + 1) * 4 + 8
+  assert size['argument_bytes'] == expected, (size, expected)
+  assert size['compiled_memory_bytes'] > size['argument_bytes']
+  assert (size['crop_size'], size['batch_size'], size['precision']) == ([64, 64], 3, 'bfloat16')
