@@ -101,7 +101,10 @@ def main(argv):
     from jseg.models import build_segmentor
     checkpoint = checkpoints.resolve(FLAGS.checkpoint or FLAGS.workdir)
     variables = checkpoints.load_variables(config, checkpoint)
-    result = train.evaluate(config, build_segmentor(config), variables)
+    from jseg import evaluation
+    evaluate = evaluation.Evaluator(config, build_segmentor(config),
+                                    log=print if jax.process_index() == 0 else None)
+    result = evaluate(variables)
     if jax.process_index() == 0:
       names = datasets.dataset_info(config.data.dataset).classes
       print(f'{config.name} on {config.data.dataset} val ({checkpoint}):')

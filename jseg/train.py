@@ -1,5 +1,6 @@
 """One linear training loop: mesh, jitted sharded train_step (BN over the global batch = SyncBN),
-evaluation, orbax checkpoints that resume at the same step, data order and optimizer state."""
+periodic evaluation (jseg.evaluation), orbax checkpoints that resume at the same step, data
+order and optimizer state."""
 import os
 import time
 from typing import Any, Optional
@@ -10,13 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import orbax.checkpoint as ocp
-from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from jseg import config as jconfig
-from jseg import checkpoints, finetune, preemption, pretrained
+from jseg import checkpoints, evaluation, finetune, preemption, pretrained
 from jseg import loss_scale as scaling
-from jseg.inference import make_predict_fn, output_align_corners
 from jseg.models import build_segmentor, segmentor_loss, total_loss
 
 
@@ -177,28 +176,6 @@ def global_batch(mesh: Mesh, local_images, local_labels):
           jax.make_array_from_process_local_data(sharding, local_labels))
 
 
-def evaluate(config, model, variables, split: str = 'val', progress: bool = True) -> dict:
-  """Dataset-level metrics of ``variables`` on ``split``; every process evaluates its share.
-
-  Variables are copied to this process's first device, so evaluation needs no
-  collective except the final sum of the confusion matrices.
-  """
-  from jseg import metrics as jmetrics
-  from jseg.data import loader
-  device = jax.local_devices()[0]
-  variables = jax.device_put(jax.device_get(variables), device)
-  predict = make_predict_fn(model, config.test, output_align_corners(config))
-  num_classes = config.data.num_classes
-  hist = np.zeros((num_classes, num_classes), np.int64)
-  for image, label in loader.eval_samples(config, split, progress=progress):
-    logits = predict(variables, jax.device_put(image, device), tuple(label.shape))
-    hist += np.asarray(jmetrics.confusion_matrix(jnp.argmax(logits[0], -1), label, num_classes,
-                                                 config.data.ignore_index))
-  if jax.process_count() > 1:
-    hist = np.asarray(multihost_utils.process_allgather(hist)).sum(0)
-  return jmetrics.summarize(hist)
-
-
 def _checkpoint_managers(workdir: str, keep: int):
   """``last`` keeps the newest ``keep`` states; ``best`` keeps the best-mIoU one. Both delete
   the temporary directories of writes a kill interrupted (never read: not listed as steps).
@@ -271,6 +248,7 @@ def train_and_evaluate(config, workdir: str, stop_at: Optional[int] = None,
              + (f' (--init_from={init_from} applies to new runs only)' if init_from else ''))
   rng = jax.random.key(config.seed + 1)
   lr = lr_schedule(train_cfg)
+  evaluate = evaluation.Evaluator(config, model, log=log.text)
   metrics, unchecked = {}, []
   tic, last_logged = time.time(), start
   batches = loader.train_batches(config, start_step=start)
@@ -294,7 +272,7 @@ def train_and_evaluate(config, workdir: str, stop_at: Optional[int] = None,
                   nonfinite.overflows)
         tic, last_logged = time.time(), it
       if evaluating:
-        metrics = evaluate(config, model, state.variables, progress=is_main)
+        metrics = evaluate(state.variables, progress=is_main)
         log.eval(it, metrics)
         best.save(it, args=ocp.args.StandardSave(state), metrics={'mIoU': float(metrics['mIoU'])})
         tic = time.time()

@@ -1,4 +1,9 @@
 """Evaluating an imported MMSeg checkpoint gives MMSeg's own predictions' mIoU (IoUMetric)."""
+import os
+import re
+import subprocess
+import sys
+
 import numpy as np
 import torch
 
@@ -7,16 +12,16 @@ from mmseg.evaluation import IoUMetric
 from mmseg.models.utils import resize
 
 from jseg import config as jconfig
-from jseg import train
-from jseg.checkpoints import load_variables
 from jseg.data import datasets, prepare, transforms
-from jseg.models import build_segmentor
 from parity import mmseg_fcn
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SPEC = 'configs/fcn.py:r18w16-d8_64x64_2k_synthetic'
 
 
 def test_eval_of_imported_checkpoint_equals_mmseg_iou_metric(tmp_path, monkeypatch):
+  """``--mode=eval`` on 4 devices (6 images: a batch of 4, then 2 padded to 4), one compile."""
   data_dir = str(tmp_path / 'data')
   prepare.prepare('synthetic', data_dir=data_dir, num_samples={'train': 2, 'val': 6}, size=48)
   monkeypatch.setenv('JSEG_DATA', data_dir)
@@ -24,8 +29,14 @@ def test_eval_of_imported_checkpoint_equals_mmseg_iou_metric(tmp_path, monkeypat
   mm = mmseg_fcn(config, seed=11)
   torch.save({'meta': {}, 'state_dict': mm.state_dict()}, tmp_path / 'fcn.pth')
 
-  got = train.evaluate(config, build_segmentor(config),
-                       load_variables(config, str(tmp_path / 'fcn.pth')), progress=False)
+  done = subprocess.run(
+      [sys.executable, '-m', 'jseg.main', f'--config={SPEC}', '--mode=eval',
+       f'--checkpoint={tmp_path / "fcn.pth"}'], cwd=ROOT, capture_output=True, text=True,
+      timeout=600, env=dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=4'))
+  assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+  assert done.stdout.count('eval val: compiling for input 64x64, labels 48x48') == 1, done.stdout
+  assert re.search(r'eval val: 6 images in .* img/s on 4 device\(s\)', done.stdout), done.stdout
+  got = {k: float(v) for k, v in re.findall(r'(aAcc|mIoU|mAcc): ([\d.]+)', done.stdout)}
 
   metric = IoUMetric(ignore_index=255)
   metric.dataset_meta = dict(classes=datasets.dataset_info('synthetic').classes)
