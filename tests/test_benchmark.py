@@ -62,23 +62,36 @@ def test_test_input_size_follows_the_test_pipeline():
     benchmark.parse_size('1024')
 
 
-def test_train_step_memory_counts_the_state_and_batch_as_arguments():
-  """Compiled from shapes: the arguments are exactly the train state (float32 parameters, AdamW's
-  two moments, BN statistics, counts) and the batch; bfloat16 keeps the state float32."""
+def test_gpu_script_smoke_and_train_step_memory_arguments(tmp_path):
+  """benchmarks/gpu.py --smoke on the CPU: its three kinds of job (train, memory, inference)
+  measured and tabulated. The memory job compiles the step from shapes: its arguments are
+  exactly the train state (float32 parameters, SGD's momentum, BN statistics, counts) and the
+  batch, also in bfloat16."""
   import jax  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
-  config = jconfig.load('configs/fcn.py:r18w16-d8_64x64_2k_synthetic')
-  config.precision = 'bfloat16'
-  size = benchmark.train_step_memory(config, batch_size=3)
   from jseg.models import build_segmentor  # pylint: disable=import-outside-toplevel
-  model = build_segmentor(config)
-  variables = jax.eval_shape(model.init, jax.random.key(0),
-                             jax.ShapeDtypeStruct((1, 64, 64, 3), np.float32))
+  out = tmp_path / 'gpu.json'
+  done = subprocess.run([sys.executable, os.path.join(ROOT, 'benchmarks', 'gpu.py'), '--smoke',
+                         f'--json={out}', f'--markdown={tmp_path / "gpu.md"}'], cwd=ROOT,
+                        capture_output=True, text=True, timeout=900)
+  assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+  jobs = json.loads(out.read_text())['jobs']
+  assert list(jobs) == ['train/fcn/bfloat16', 'memory/fcn/bfloat16/blocks',
+                        'inference/fcn/float32'], jobs
+  assert jobs['train/fcn/bfloat16']['img_per_s'] > 0 and jobs['inference/fcn/float32']['fps'] > 0
+  table = (tmp_path / 'gpu.md').read_text()
+  assert all(f'| {job} |' in table for job in jobs) and 'error' not in table
+
+  memory = jobs['memory/fcn/bfloat16/blocks']
+  config = jconfig.load('configs/fcn.py:r18-d8_512x1024_80k_cityscapes')
+  variables = jax.eval_shape(build_segmentor(config).init, jax.random.key(0),
+                             jax.ShapeDtypeStruct((1, 64, 128, 3), np.float32))
   params = sum(leaf.size for leaf in jax.tree_util.tree_leaves(variables['params']))
   stats = sum(leaf.size for leaf in jax.tree_util.tree_leaves(variables['batch_stats']))
-  # params + mu + nu + stats, three int32 counts (Adam's, the schedule's, the step); images
-  # float32, labels int32, the key (2 x uint32).
-  expected = 4 * (3 * params + stats + 3) + 3 * 64 * 64 * (3 + 1) * 4 + 8
-  assert size['argument_bytes'] == expected, (size, expected)
-  assert size['compiled_memory_bytes'] > size['argument_bytes']
-  assert (size['crop_size'], size['batch_size'], size['precision']) == ([64, 64], 3, 'bfloat16')
+  # params + momentum + stats, two int32 counts (the schedule's, the step); images float32,
+  # labels int32 (batch 2, 64x128), the key (2 x uint32).
+  expected = 4 * (2 * params + stats + 2) + 2 * 64 * 128 * (3 + 1) * 4 + 8
+  assert memory['argument_bytes'] == expected, (memory, expected)
+  assert memory['compiled_memory_bytes'] > memory['argument_bytes']
+  assert (memory['precision'], memory['remat'], memory['batch_size'], memory['crop_size']) == (
+      'bfloat16', 'blocks', 2, [64, 128])
