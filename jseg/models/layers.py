@@ -12,6 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jseg.models import cpu_conv
+
 
 # MMCV's ConvModule initialises convolutions with kaiming normal, fan_out, relu gain.
 kaiming_fan_out = nn.initializers.variance_scaling(2.0, 'fan_out', 'normal')
@@ -195,7 +197,7 @@ def conv2d(x: jax.Array, features: int, kernel_size: int, *, stride: int = 1,
                  padding=[(padding, padding)] * 2, kernel_dilation=_pair(dilation),
                  feature_group_count=groups, use_bias=use_bias, kernel_init=kernel_init,
                  bias_init=bias_init, dtype=x.dtype, precision=matmul_precision(x.dtype),
-                 conv_general_dilated=functools.partial(jax.lax.conv_general_dilated,
+                 conv_general_dilated=functools.partial(cpu_conv.conv_general_dilated,
                                                         preferred_element_type=out_dtype),
                  name=name)(x)
 
