@@ -79,16 +79,16 @@ def winograd_conv3x3(x: jax.Array, w: jax.Array, padding: int, dilation: int = 1
   xp = jnp.pad(x, ((0, 0), (padding, pb), (padding, pr), (0, 0)))
   xr = xp.reshape(n, th + 1, 2, d, tw + 1, 2, d, c)
   even, odd = xr[:, :, 0], xr[:, :, 1]
-  v = []
-  for r in _bt(even[:, :th], odd[:, :th], even[:, 1:], odd[:, 1:]):
-    e, o = r[:, :, :, :, 0], r[:, :, :, :, 1]
-    v += [t.reshape(-1, c) for t in _bt(e[:, :, :, :tw], o[:, :, :, :tw],
-                                        e[:, :, :, 1:], o[:, :, :, 1:])]
-  u = [g for row in _g(w[0], w[1], w[2]) for g in _g(row[0], row[1], row[2])]
-  m = jnp.einsum('bmc,bco->bmo', jnp.stack(v), jnp.stack(u).astype(x.dtype),
+  rows = jnp.stack(_bt(even[:, :th], odd[:, :th], even[:, 1:], odd[:, 1:]))
+  even, odd = rows[..., 0, :, :], rows[..., 1, :, :]
+  v = jnp.stack(_bt(even[:, :, :, :, :tw], odd[:, :, :, :, :tw],
+                    even[:, :, :, :, 1:], odd[:, :, :, :, 1:]), axis=1)
+  u = jnp.stack(_g(*jnp.stack(_g(w[0], w[1], w[2])).swapaxes(0, 1)), axis=1)
+  m = jnp.einsum('bmc,bco->bmo', v.reshape(16, -1, c), u.reshape(16, c, -1).astype(x.dtype),
                  precision=precision)
   m = m.reshape(4, 4, n, th, d, tw, d, -1)
-  y = jnp.stack([jnp.stack(_at(*row), axis=4) for row in _at(*m)], axis=2)
+  m = jnp.stack(_at(*m), axis=3)  # (4, n, th, 2, d, tw, d, o): rows done
+  y = jnp.stack(_at(*m), axis=5)  # (n, th, 2, d, tw, 2, d, o)
   return y.reshape(n, 2 * d * th, 2 * d * tw, -1)[:, :ho, :wo]
 
 
