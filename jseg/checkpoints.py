@@ -82,8 +82,9 @@ def load_variables(config, source: str) -> dict:
   return jax.tree_util.tree_map(jnp.asarray, variables)
 
 
-# What a resumed run may change: its schedule, evaluation and the (already loaded) ImageNet file.
-RESUMABLE = ('train.', 'test.', 'model.pretrained')
+# What a resumed run may change: its schedule, evaluation, the (already loaded) ImageNet file and
+# how its batches are made (not what they hold).
+RESUMABLE = ('train.', 'test.', 'model.pretrained', 'data.worker_processes')
 
 
 def write_atomic(path: str, text: str) -> None:

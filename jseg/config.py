@@ -185,7 +185,10 @@ def recipe(method: str, arg, valid) -> ml_collections.ConfigDict:
   c.data = dict(dataset=dataset, num_classes=ml_collections.FieldReference(num_classes, int),
                 crop_size=crop, img_scale=test_scale, ratio_range=ratio_range,
                 cat_max_ratio=0.75, mean=(123.675, 116.28, 103.53), std=(58.395, 57.12, 57.375),
-                ignore_index=255, reduce_zero_label=dataset == 'ade20k')
+                ignore_index=255, reduce_zero_label=dataset == 'ade20k',
+                # 0: the training pipelines run in threads; N: in N grain worker processes
+                # (jseg.data.loader.train_batches; the same batches, for a GIL-bound host).
+                worker_processes=0)
   # MMSeg sets align_corners in every head; jseg's heads read this one key.
   c.model.align_corners = align_corners
   crop = c.data.get_ref('crop_size')

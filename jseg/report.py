@@ -45,9 +45,11 @@ class Reporter:
     if self.enabled:
       print(message, flush=True)
 
-  def train(self, it: int, scalars: dict, lr: float, images_per_s: float,
+  def train(self, it: int, scalars: dict, lr: float, images_per_s: float, input_wait: float,
             skipped: tuple = (), overflows: tuple = ()) -> None:
-    """``skipped``: the iterations whose non-finite update was dropped so far; ``overflows``:
+    """``input_wait``: the share of the time since the last line that the loop waited for the
+    next batch (near 0: the step is the bottleneck; high: the input pipeline is);
+    ``skipped``: the iterations whose non-finite update was dropped so far; ``overflows``:
     those whose update the loss scale dropped (``scalars['loss_scale']``: its value)."""
     if not self.enabled:
       return
@@ -63,11 +65,12 @@ class Reporter:
     if overflows:
       note += f' | {len(overflows)} overflows skipped (last: it {overflows[-1]})'
     self.text(f'it {it}/{total} | {terms} | lr {lr:.5f} | {images_per_s:.1f} img/s | '
-              f'eta {datetime.timedelta(seconds=int(eta))}{note}')
+              f'input wait {input_wait:.0%} | eta {datetime.timedelta(seconds=int(eta))}{note}')
     for k, v in scalars.items():
       self.writer.add_scalar(f'train/{k}', float(v), it)
     self.writer.add_scalar('train/lr', lr, it)
     self.writer.add_scalar('train/img_per_s', images_per_s, it)
+    self.writer.add_scalar('train/input_wait', input_wait, it)
     self.writer.add_scalar('train/skipped', len(skipped), it)
     self.history['train'].append((it, float(scalars['loss'])))
 

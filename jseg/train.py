@@ -1,6 +1,7 @@
 """One linear training loop: mesh, jitted sharded train_step (BN over the global batch = SyncBN),
 periodic evaluation (jseg.evaluation), orbax checkpoints that resume at the same step, data
 order and optimizer state."""
+import contextlib
 import os
 import time
 from typing import Any, Optional
@@ -16,6 +17,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from jseg import config as jconfig
 from jseg import checkpoints, evaluation, finetune, preemption, pretrained
 from jseg import loss_scale as scaling
+from jseg.data import transforms
 from jseg.models import build_segmentor, segmentor_loss, total_loss
 
 
@@ -85,14 +87,33 @@ def init_state(tx, variables, scaler: Optional[scaling.LossScale] = None) -> Tra
                     loss_scale=scaler)
 
 
-def make_train_step(model, tx, model_cfg):
-  """``train_step(state, images, labels, rng) -> (state, scalars)``, to be jitted. A step whose
+def normalize_images(images, sizes, data_cfg) -> jax.Array:
+  """On the device, what the host's Normalize + Pad made of the batch, bit for bit
+  (:func:`jseg.data.transforms.train_pipeline`): ``images`` uint8 BGR (N, H, W, 3), each padded
+  with 0 at the bottom / right of its ``sizes`` (h, w) -> float32 RGB ``(x - mean) / std``, 0 in
+  the padding (MMSeg pads after normalizing). The values are looked up in a table of the host's
+  own for 0..255: XLA divides by a constant as a product with its reciprocal, 1 ulp off."""
+  levels = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)  # (256, 3)
+  table = transforms.Normalize(data_cfg['mean'], data_cfg['std'])({'img': levels})['img']
+  x = jnp.asarray(table)[images[..., ::-1].astype(jnp.int32), jnp.arange(3)]
+  rows = jnp.arange(images.shape[1])[None, :, None] < sizes[:, 0, None, None]
+  cols = jnp.arange(images.shape[2])[None, None, :] < sizes[:, 1, None, None]
+  return jnp.where((rows & cols)[..., None], x, jnp.float32(0))
+
+
+def make_train_step(model, tx, model_cfg, data_cfg=None):
+  """``train_step(state, images, labels, rng) -> (state, scalars)``, to be jitted: ``images``
+  normalized (N, H, W, 3), ``labels`` int32 (N, H, W); with ``data_cfg``, the loader's batch
+  (:func:`jseg.data.loader.train_batches`): ``images`` the pair ``(uint8 images, sizes)``, which
+  the step normalizes (:func:`normalize_images`), ``labels`` uint8. A step whose
   loss or gradient is not finite changes nothing but ``state.step`` (``scalars['skipped']`` is
   1): no non-finite value reaches the state (``train.nan_policy`` decides what follows). With
   a ``state.loss_scale``, the gradients are of the scaled loss, unscaled before the update, and
   ``scalars['loss_scale']`` is the scale this step used (an overflow updates it)."""
 
   def train_step(state: TrainState, images, labels, rng):
+    if data_cfg is not None:
+      images, labels = normalize_images(*images, data_cfg), labels.astype(jnp.int32)
     rng = jax.random.fold_in(rng, state.step)
     scaler = state.loss_scale
 
@@ -169,11 +190,11 @@ def jit_train_step(train_step, mesh: Mesh, state_sharding):
                  out_shardings=(state_sharding, replicated), donate_argnums=0)
 
 
-def global_batch(mesh: Mesh, local_images, local_labels):
-  """Global arrays from this process's part of the batch (multi-host safe)."""
+def global_batch(mesh: Mesh, *local_arrays):
+  """Global arrays, sharded on their first axis, from this process's part of the batch (e.g.
+  images, labels; multi-host safe)."""
   sharding = NamedSharding(mesh, P('data'))
-  return (jax.make_array_from_process_local_data(sharding, local_images),
-          jax.make_array_from_process_local_data(sharding, local_labels))
+  return tuple(jax.make_array_from_process_local_data(sharding, x) for x in local_arrays)
 
 
 def _checkpoint_managers(workdir: str, keep: int):
@@ -240,7 +261,8 @@ def train_and_evaluate(config, workdir: str, stop_at: Optional[int] = None,
   checkpoints.check_workdir_config(workdir, config, last.latest_step() is not None, write=is_main)
   state, resumed = _restore_or_init(last, model, tx, config, mesh, init_from)
   state_sharding = jax.tree_util.tree_map(lambda x: x.sharding, state)
-  train_step = jit_train_step(make_train_step(model, tx, config.model), mesh, state_sharding)
+  train_step = jit_train_step(make_train_step(model, tx, config.model, config.data), mesh,
+                              state_sharding)
   start = int(state.step)
   log = report.Reporter(workdir, config, enabled=is_main, start=start)
   if resumed:
@@ -249,15 +271,22 @@ def train_and_evaluate(config, workdir: str, stop_at: Optional[int] = None,
   rng = jax.random.key(config.seed + 1)
   lr = lr_schedule(train_cfg)
   evaluate = evaluation.Evaluator(config, model, log=log.text)
-  metrics, unchecked = {}, []
-  tic, last_logged = time.time(), start
+  metrics, unchecked, running = {}, [], None
+  tic, last_logged, waited = time.time(), start, 0.0
   batches = loader.train_batches(config, start_step=start)
   end = min(train_cfg.iterations, stop_at or train_cfg.iterations)
   # Leaving the block (also by an error) waits for the started saves: they hold finite states.
-  with checkpoints.disk_errors(workdir), last, best, preemption.StopOnSignal() as stop:
+  with (checkpoints.disk_errors(workdir), contextlib.closing(batches), last, best,
+        preemption.StopOnSignal() as stop):
     for step in range(start, end):
-      images, labels = global_batch(mesh, *next(batches))
-      state, scalars = train_step(state, images, labels, rng)
+      fetch = time.time()
+      images, labels, sizes = global_batch(mesh, *next(batches))
+      waited += time.time() - fetch
+      state, scalars = train_step(state, (images, sizes), labels, rng)
+      # One step queued behind the running one, no more: the time waited for a batch is then
+      # about the time the device waits for it (the log's input wait).
+      jax.block_until_ready(running)
+      running = scalars
       it = step + 1
       unchecked.append((it, scalars))
       stopping = stop.requested(it)
@@ -267,15 +296,16 @@ def train_and_evaluate(config, workdir: str, stop_at: Optional[int] = None,
         nonfinite.check(unchecked)  # before any save: raises under nan_policy=stop
         unchecked = []
       if it % log_every == 0 or it == train_cfg.iterations:
-        rate = (it - last_logged) * train_cfg.batch_size / (time.time() - tic)
-        log.train(it, jax.device_get(scalars), float(lr(step)), rate, nonfinite.skipped,
-                  nonfinite.overflows)
-        tic, last_logged = time.time(), it
+        elapsed = time.time() - tic
+        log.train(it, jax.device_get(scalars), float(lr(step)),
+                  (it - last_logged) * train_cfg.batch_size / elapsed, waited / elapsed,
+                  nonfinite.skipped, nonfinite.overflows)
+        tic, last_logged, waited = time.time(), it, 0.0
       if evaluating:
         metrics = evaluate(state.variables, progress=is_main)
         log.eval(it, metrics)
         best.save(it, args=ocp.args.StandardSave(state), metrics={'mIoU': float(metrics['mIoU'])})
-        tic = time.time()
+        tic, waited = time.time(), 0.0
       if saving:
         last.save(it, args=ocp.args.StandardSave(state))
         log.save_history()

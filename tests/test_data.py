@@ -1,4 +1,5 @@
 """Data sets: builders on tiny fakes in the real on-disk layouts, reading back exact pixels."""
+import contextlib
 import io
 import json
 import os
@@ -9,12 +10,14 @@ import time
 import zipfile
 
 import cv2
+import jax
 import numpy as np
 import pytest
 from PIL import Image
 
 from jseg import config as jconfig
-from jseg.data import builder, cityscapes, datasets, loader, prepare, synthetic
+from jseg import train
+from jseg.data import builder, cityscapes, datasets, loader, prepare, synthetic, transforms
 from jseg.data.sources import DataError
 
 H, W = 33, 47
@@ -371,19 +374,63 @@ def _synthetic_config(batch_size):
   return config
 
 
-def test_train_batches_raise_the_record_error_in_the_main_thread(prepared_synthetic, tmp_path):
-  """The pipeline runs in grain's threads: the error reaches the caller, message intact."""
+@pytest.mark.parametrize('workers', [0, 2])
+def test_train_batches_raise_the_record_error_in_the_main_thread(prepared_synthetic, tmp_path,
+                                                                 workers):
+  """The pipeline runs in grain's threads or worker processes: the error reaches the caller,
+  type and message intact."""
   out = _copy(prepared_synthetic, tmp_path)
   config = _synthetic_config(batch_size=2)
+  config.data.worker_processes = workers
   bad = int(loader._permutation(config.seed, 0, 4)[2])  # read by step 1
   _rewrite_record(out, 'synthetic', 'train', bad, label=_label_png([40, 77]))
-  batches = loader.train_batches(config, data_dir=out, num_threads=2)
-  images, labels = next(batches)
-  assert images.shape == (2, 64, 64, 3) and labels.shape == (2, 64, 64)
-  with pytest.raises(DataError) as e:
-    next(batches)
+  with contextlib.closing(loader.train_batches(config, data_dir=out, num_threads=2)) as batches:
+    images, labels, sizes = next(batches)
+    assert images.shape == (2, 64, 64, 3) and images.dtype == np.uint8
+    assert labels.shape == (2, 64, 64) and sizes.tolist() == [[64, 64]] * 2
+    with pytest.raises(DataError) as e:
+      next(batches)
   assert str(e.value) == (f'synthetic train record {bad} (train_0000{bad}): label has values '
                           '[40, 77] outside 0..5 and ignore 255')
+
+
+def test_device_normalization_is_the_host_pipeline_bit_for_bit(prepared_synthetic):
+  """The loader's uint8 batches, normalized as the train step does it on the device, are bit for
+  bit what the host's Normalize + Pad made (float32 RGB (x - mean) / std, 0 in the padding)."""
+  config = _synthetic_config(batch_size=4)
+  config.data.update(ratio_range=(0.5, 2.0), crop_size=(56, 72))  # some crops padded, some not
+  source = datasets.open_split('synthetic', 'train', prepared_synthetic)
+  normalize = jax.jit(lambda images, sizes: train.normalize_images(images, sizes, config.data))
+  sizes_seen = set()
+  for step in range(3):
+    want, want_labels, _ = loader.local_batch(source, transforms.train_pipeline(config.data),
+                                              config.seed, step, 4)
+    images, labels, sizes = loader.local_batch(
+        source, transforms.train_pipeline(config.data, normalize=False), config.seed, step, 4)
+    assert images.dtype == labels.dtype == np.uint8 and sizes.dtype == np.int32
+    got = np.asarray(normalize(images, sizes))
+    assert got.dtype == want.dtype == np.float32
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    np.testing.assert_array_equal(labels, want_labels)
+    sizes_seen |= {tuple(s) for s in sizes}
+  assert (56, 72) in sizes_seen and any(h < 56 and w < 72 for h, w in sizes_seen)
+
+
+def test_worker_processes_make_the_threads_batches(prepared_synthetic):
+  """data.worker_processes=2: grain's worker processes give the threads' batches in step order,
+  from any start step."""
+  config = _synthetic_config(batch_size=3)
+  threads = loader.train_batches(config, start_step=1, data_dir=prepared_synthetic, num_threads=2)
+  want = [next(threads) for _ in range(4)]
+  threads.close()
+  config.data.worker_processes = 2
+  with contextlib.closing(loader.train_batches(config, start_step=1,
+                                               data_dir=prepared_synthetic)) as processes:
+    for batch in want:
+      jax.tree_util.tree_map(np.testing.assert_array_equal, next(processes), batch)
+  config.data.worker_processes = -1
+  with pytest.raises(ValueError, match=r'data.worker_processes=-1: expected 0 \(threads\)'):
+    loader.train_batches(config, data_dir=prepared_synthetic)
 
 
 def test_eval_samples_raise_the_record_error(prepared_synthetic, tmp_path):

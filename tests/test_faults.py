@@ -13,6 +13,7 @@ import sys
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -116,14 +117,23 @@ def test_killed_and_stopped_runs_end_bit_identical(data_dir, tmp_path, monkeypat
 
 # ---- non-finite losses --------------------------------------------------------------------------
 
+def _white_is_nan(monkeypatch):
+  """The train step normalizes a batch of all-255 images to NaN (no real batch is all white)."""
+  normalize = train.normalize_images
+  monkeypatch.setattr(train, 'normalize_images', lambda images, sizes, data_cfg: jnp.where(
+      jnp.all(images == 255), jnp.nan, normalize(images, sizes, data_cfg)))
+
+
 def _nan_at(iteration, monkeypatch):
   """Training batches whose images are NaN at ``iteration`` (1-based)."""
   original = loader.train_batches
 
   def batches(config, start_step=0, **kwargs):
-    for step, (images, labels) in enumerate(original(config, start_step, **kwargs), start_step):
-      yield (np.full_like(images, np.nan) if step + 1 == iteration else images), labels
+    for step, (images, labels, sizes) in enumerate(original(config, start_step, **kwargs),
+                                                   start_step):
+      yield (np.full_like(images, 255) if step + 1 == iteration else images), labels, sizes
   monkeypatch.setattr(loader, 'train_batches', batches)
+  _white_is_nan(monkeypatch)
 
 
 def test_nan_policy_stop_names_the_step_and_keeps_finite_checkpoints(data_dir, tmp_path,
@@ -148,8 +158,8 @@ def test_nan_policy_skip_drops_the_update_and_stops_after_too_many(data_dir, tmp
   assert 'skipped 1 non-finite (last: it 3)' in capsys.readouterr().out
   jax.tree_util.tree_map(np.testing.assert_array_equal, _final(tmp_path / 'a', 2),
                          _final(tmp_path / 'b', 3))
-  monkeypatch.setattr(train, 'global_batch', lambda mesh, images, labels: (
-      np.full_like(images, np.nan), labels))
+  monkeypatch.setattr(train, 'global_batch', lambda mesh, images, labels, sizes: (
+      np.full_like(images, 255), labels, sizes))
   with pytest.raises(FloatingPointError, match=r'iteration 2: 2 updates in a row skipped .*'
                                                r'max_consecutive_skips=1'):
     train.train_and_evaluate(_config(nan_policy='skip', max_consecutive_skips=1),

@@ -1,6 +1,7 @@
 """The training loop on a tiny synthetic set: resuming is exact, evaluation and pictures
 are written, bad overrides fail by name."""
 import os
+import re
 import subprocess
 import sys
 
@@ -41,7 +42,10 @@ def test_restart_continues_exactly(data_dir, tmp_path, monkeypatch, capsys):
   monkeypatch.setenv('JSEG_DATA', data_dir)
   straight = train.train_and_evaluate(_config(), str(tmp_path / 'a'))
   train.train_and_evaluate(_config(), str(tmp_path / 'b'), stop_at=2)
-  assert 'resumed' not in capsys.readouterr().out
+  out = capsys.readouterr().out
+  assert 'resumed' not in out
+  # The progress line: the share of the time spent waiting for batches beside the rate.
+  assert re.search(r'^it 1/4 \| .* \| [\d.]+ img/s \| input wait \d+% \| eta ', out, re.M), out
   resumed = train.train_and_evaluate(_config(), str(tmp_path / 'b'))
   assert 'resumed from' in capsys.readouterr().out
   a, b = _params(tmp_path / 'a'), _params(tmp_path / 'b')
