@@ -192,35 +192,60 @@ def inference_benchmark(config, variables=None, num_images: int = 200, warmup: i
               compiled_memory_bytes=compiled_memory(compiled))
 
 
+def loader_batch_shapes(config, batch_size: int):
+  """Shapes of one batch as the loader ships it (:func:`jseg.data.loader.train_batches`):
+  uint8 BGR images, uint8 labels and int32 sizes at the config's crop."""
+  h, w = config.data.crop_size
+  return (jax.ShapeDtypeStruct((batch_size, h, w, 3), jnp.uint8),
+          jax.ShapeDtypeStruct((batch_size, h, w), jnp.uint8),
+          jax.ShapeDtypeStruct((batch_size, 2), jnp.int32))
+
+
+def jitted_train_step(config, state, mesh):
+  """:mod:`jseg.train`'s jitted train_step as training runs it (the loader's uint8 batch
+  normalized on the device, state donated), ``state`` (arrays or shapes) replicated on
+  ``mesh``; ``step(state, (images, sizes), labels, key)``."""
+  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  step = jtrain.make_train_step(build_segmentor(config), jtrain.make_optimizer(config.train),
+                                config.model, config.data)
+  return jtrain.jit_train_step(step, mesh, jax.tree_util.tree_map(lambda _: replicated, state))
+
+
+def compiled_train_step(config, variables, images, labels, mesh=None, seed: int = 0):
+  """The train step (:func:`jitted_train_step`) compiled on ``mesh`` (default: every device)
+  for this process's ``images`` (N, H, W, 3) uint8 BGR and ``labels`` (N, H, W) uint8, unpadded;
+  the replicated state of ``variables``. Returns ``(compiled, state, args)``:
+  ``compiled(state, *args)`` runs one step on that batch."""
+  mesh = mesh or jtrain.make_mesh()
+  tx = jtrain.make_optimizer(config.train)
+  state = jax.jit(lambda v: jtrain.init_state(tx, v, loss_scale.from_config(config)))(variables)
+  step_fn = jitted_train_step(config, state, mesh)
+  state = jax.device_put(state, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+  sizes = np.tile(np.asarray(images.shape[1:3], np.int32), (len(images), 1))
+  images, labels, sizes = jtrain.global_batch(mesh, images, labels, sizes)
+  args = ((images, sizes), labels, jax.random.key(seed + 2))
+  return step_fn.lower(state, *args).compile(), state, args
+
+
 def train_benchmark(config, batch_size: Optional[int] = None, steps: int = 20,
                     warmup: int = 3, seed: int = 0) -> dict:
   """Images per second of the jitted train_step at ``batch_size`` (default: the config's
-  global batch) and the config's crop, on random images and labels."""
+  global batch) and the config's crop, on random uint8 images and labels."""
   batch_size = batch_size or config.train.batch_size
   if batch_size % jax.device_count():
     raise ValueError(f'batch {batch_size} is not divisible by the {jax.device_count()} devices')
-  mesh = jtrain.make_mesh()
-  model = build_segmentor(config)
-  tx = jtrain.make_optimizer(config.train)
-  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-  variables = random_variables(model, config, seed)
-  state = jax.jit(lambda v: jtrain.init_state(tx, v, loss_scale.from_config(config)))(variables)
-  sharding = jax.tree_util.tree_map(lambda _: replicated, state)
-  state = jax.device_put(state, sharding)
-  step_fn = jtrain.jit_train_step(jtrain.make_train_step(model, tx, config.model), mesh, sharding)
+  variables = random_variables(build_segmentor(config), config, seed)
   local = batch_size // jax.process_count()
   rng = np.random.default_rng(seed + jax.process_index())
   h, w = config.data.crop_size
-  images = rng.standard_normal((local, h, w, 3), np.float32)
-  labels = rng.integers(0, config.data.num_classes, (local, h, w)).astype(np.int32)
+  images = rng.integers(0, 256, (local, h, w, 3), np.uint8)
+  labels = rng.integers(0, config.data.num_classes, (local, h, w)).astype(np.uint8)
   labels[rng.random(labels.shape) < 0.05] = config.data.ignore_index
-  images, labels = jtrain.global_batch(mesh, images, labels)
-  key = jax.random.key(seed + 2)
-  compiled = step_fn.lower(state, images, labels, key).compile()
+  compiled, state, args = compiled_train_step(config, variables, images, labels, seed=seed)
   holder = [state]
 
   def step(_):
-    holder[0], scalars = compiled(holder[0], images, labels, key)
+    holder[0], scalars = compiled(holder[0], *args)
     return scalars
 
   times = time_calls(step, warmup + steps, warmup)
@@ -244,13 +269,10 @@ def train_step_memory(config, batch_size: Optional[int] = None) -> dict:
                              jax.ShapeDtypeStruct((1, h, w, 3), jnp.float32))
   state = jax.eval_shape(lambda v: jtrain.init_state(tx, v, loss_scale.from_config(config)),
                          variables)
-  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-  step = jtrain.jit_train_step(jtrain.make_train_step(model, tx, config.model), mesh,
-                               jax.tree_util.tree_map(lambda _: replicated, state))
+  images, labels, sizes = loader_batch_shapes(config, batch_size)
   start = time.perf_counter()
-  compiled = step.lower(state, jax.ShapeDtypeStruct((batch_size, h, w, 3), jnp.float32),
-                        jax.ShapeDtypeStruct((batch_size, h, w), jnp.int32),
-                        jax.random.key(0)).compile()
+  compiled = jitted_train_step(config, state, mesh).lower(
+      state, (images, sizes), labels, jax.random.key(0)).compile()
   m = compiled.memory_analysis()
   return dict(batch_size=batch_size, crop_size=[h, w],
               precision=config.get('precision', 'float32'),

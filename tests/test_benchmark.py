@@ -88,10 +88,57 @@ def test_gpu_script_smoke_and_train_step_memory_arguments(tmp_path):
                              jax.ShapeDtypeStruct((1, 64, 128, 3), np.float32))
   params = sum(leaf.size for leaf in jax.tree_util.tree_leaves(variables['params']))
   stats = sum(leaf.size for leaf in jax.tree_util.tree_leaves(variables['batch_stats']))
-  # params + momentum + stats, two int32 counts (the schedule's, the step); images float32,
-  # labels int32 (batch 2, 64x128), the key (2 x uint32).
-  expected = 4 * (2 * params + stats + 2) + 2 * 64 * 128 * (3 + 1) * 4 + 8
+  # params + momentum + stats, two int32 counts (the schedule's, the step); the loader's batch:
+  # images and labels uint8 (batch 2, 64x128), sizes int32 (2 x 2); the key (2 x uint32).
+  expected = 4 * (2 * params + stats + 2) + 2 * 64 * 128 * (3 + 1) + 2 * 2 * 4 + 8
   assert memory['argument_bytes'] == expected, (memory, expected)
   assert memory['compiled_memory_bytes'] > memory['argument_bytes']
   assert (memory['precision'], memory['remat'], memory['batch_size'], memory['crop_size']) == (
       'bfloat16', 'blocks', 2, [64, 128])
+
+
+def test_compare_mmseg_train_step_smoke(tmp_path):
+  """benchmarks/compare_mmseg.py --jobs=train on one tiny config (FCN R-18-D8, batch 2 of
+  33x49): both frameworks timed from the same weights, the first step's losses agree, and the
+  train block replaces its stale block in the markdown file, the forward block left as it was.
+  XLA's backend optimizations are off (as in benchmarks/train_memory.py): the times do not
+  matter here, the compile time does. The seed's table is checked on a made-up R-101 row."""
+  import importlib.util  # pylint: disable=import-outside-toplevel
+  variant = 'r18-d8_512x1024_80k_cityscapes'
+  md, out = tmp_path / 'benchmark.md', tmp_path / 'cmp.json'
+  forward = ('<!-- compare_mmseg.py 33x49: begin -->\nforward table\n'
+             '<!-- compare_mmseg.py 33x49: end -->\n')
+  md.write_text(f'# Benchmark\n\n{forward}\n<!-- compare_mmseg.py train 33x49: begin -->\nstale\n'
+                '<!-- compare_mmseg.py train 33x49: end -->\n\n## After\n')
+  script = os.path.join(ROOT, 'benchmarks', 'compare_mmseg.py')
+  flags = '--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true'
+  proc = subprocess.run(
+      [sys.executable, script, '--jobs=train', f'--methods=fcn:{variant}', '--input=33x49',
+       '--reps=1', '--warmup=1', '--matmul=256', f'--out={md}', f'--json={out}'],
+      cwd=ROOT, capture_output=True, text=True, timeout=600,
+      env=dict(os.environ, XLA_FLAGS=f'{os.environ.get("XLA_FLAGS", "")} {flags}'))
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  result = json.loads(out.read_text())
+  assert 'forward' not in result and result['input'] == [33, 49]
+  (row,) = result['train']
+  assert (row['method'], row['variant'], row['batch']) == ('fcn', variant, 2), row
+  for key in ('jseg_ms', 'mmseg_ms', 'gflops', 'jseg_gflop_s', 'ceiling', 'pct_ceil'):
+    assert row[key] > 0, key
+  assert row['ratio'] == pytest.approx(row['jseg_ms'] / row['mmseg_ms'])
+  assert set(row['loss_rel_err']) == {'loss', 'decode.loss_ce', 'aux.loss_ce'}
+  assert row['rel_err'] <= 1e-4, row['loss_rel_err']
+  assert row['jseg_loss'] == pytest.approx(row['mmseg_loss'], rel=1e-4) and row['mmseg_loss'] > 0
+  text = md.read_text()
+  assert forward in text and 'stale' not in text and text.endswith('\n## After\n'), text
+  assert f'| fcn | {variant} | ' in text and '<!-- compare_mmseg.py train 33x49: end -->' in text
+
+  spec = importlib.util.spec_from_file_location('compare_mmseg', script)
+  cmp = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(cmp)
+  r101 = dict(row, method='pspnet', variant=cmp.R101, jseg_s=4.0, mmseg_s=5.0)
+  r101.update(cmp.derived(r101))
+  args = type('Args', (), dict(size=(512, 1024), train_batch=2, warmup=1, reps=3))
+  block = cmp.markdown('train', [row, r101], result['matmul'], args, 60.0, ('1.0', '1.5'))
+  assert '| Implementation | Throughput (img/s) |' in block
+  assert '| jseg, PSPNet R-101-D8 | 0.5 |' in block
+  assert '| MMSeg 1.2.2, PSPNet R-101-D8 | 0.4 |' in block
