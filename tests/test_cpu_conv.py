@@ -95,8 +95,9 @@ def kinds(monkeypatch, backend='cpu'):
   picks, traced as if on ``backend``."""
   monkeypatch.setattr(jax, 'default_backend', lambda: backend)
   picked = []
-  original = cpu_conv._rewrite
-  monkeypatch.setattr(cpu_conv, '_rewrite', lambda *a: picked.append(original(*a)) or picked[-1])
+  original = cpu_conv.rewrite_for
+  monkeypatch.setattr(cpu_conv, 'rewrite_for',
+                      lambda *a: picked.append(original(*a)) or picked[-1])
 
   def conv(shape, features, kernel_size, dtype=jnp.float32, **kw):
     module = Conv(features, kernel_size, kw)
@@ -118,6 +119,12 @@ def test_dispatch(monkeypatch):
   assert conv((1, 64, 128, 2048), 512, 3, padding=1, dtype=jnp.bfloat16) is None
   assert conv((1, 64, 128, 560), 560, 3, padding=1, groups=560) == 'depthwise'
   assert conv((1, 64, 128, 560), 560, 3, padding=1, groups=560, dtype=jnp.bfloat16) is None
+  # lax's own form of the dimension numbers (flax passes ConvDimensionNumbers)
+  x, k = jnp.zeros((1, 8, 8, 512)), jnp.zeros((3, 3, 512, 8))
+  assert cpu_conv.rewrite_for(x, k, (1, 1), [(1, 1)] * 2, None, None, ('NHWC', 'HWIO', 'NHWC'),
+                              1, 1, None) == 'winograd'
+  assert cpu_conv.rewrite_for(x, k, (1, 1), [(1, 1)] * 2, None, None, ('NCHW', 'OIHW', 'NCHW'),
+                              1, 1, None) is None
   monkeypatch.setenv('JSEG_CPU_CONV', '0')
   assert conv((1, 64, 128, 2048), 512, 3, padding=1) is None
 

@@ -114,7 +114,7 @@ def pointwise_conv(x: jax.Array, w: jax.Array, stride: int = 1, precision=None) 
                     precision=precision)
 
 
-def _rewrite(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
+def rewrite_for(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
              dimension_numbers, feature_group_count, batch_group_count, preferred_element_type):
   """'pointwise', 'winograd', 'depthwise' or None for a ``conv_general_dilated`` call."""
   if not enabled() or lhs.ndim != 4 or rhs.shape[:2] not in ((1, 1), (3, 3)):
@@ -123,8 +123,9 @@ def _rewrite(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
     return None
   if preferred_element_type not in (None, lhs.dtype) or batch_group_count != 1:
     return None
-  if dimension_numbers != lax.conv_dimension_numbers(lhs.shape, rhs.shape,
-                                                     ('NHWC', 'HWIO', 'NHWC')):
+  nhwc = ('NHWC', 'HWIO', 'NHWC')
+  if (lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+      != lax.conv_dimension_numbers(lhs.shape, rhs.shape, nhwc)):
     return None
   if tuple(lhs_dilation or (1, 1)) != (1, 1) or isinstance(padding, str):
     return None
@@ -151,7 +152,7 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
                          rhs_dilation=None, dimension_numbers=None, feature_group_count=1,
                          batch_group_count=1, precision=None, preferred_element_type=None):
   """``lax.conv_general_dilated`` with the CPU rewrites above where they apply."""
-  kind = _rewrite(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
+  kind = rewrite_for(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
                   dimension_numbers, feature_group_count, batch_group_count,
                   preferred_element_type)
   if kind == 'pointwise':
