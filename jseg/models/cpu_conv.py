@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from jax import lax
 
 # Winograd pays for its transforms from this many input channels on (measured on a 2-core
-# Xeon, 64x128 maps: 512 -> 512 at dilation 4 1.3x faster than XLA, 256 -> 256 slower).
+# CPU, 64x128 maps: 512 -> 512 at dilation 4 1.1-1.3x faster than XLA, 256 -> 256 slower).
 WINOGRAD_MIN_IN_CHANNELS = 512
 # ... and while padding the output up to whole (2d x 2d) tiles adds at most this factor.
 WINOGRAD_MAX_TILE_WASTE = 1.6
