@@ -29,6 +29,17 @@ BUILDERS = {
     'cityscapes': ('jseg.data.cityscapes', '/path/to/cityscapes'),
     'ade20k': ('jseg.data.ade20k', '/path/to/ADEChallengeData2016'),
     'voc12aug': ('jseg.data.voc12aug', '/path/to/VOCdevkit/VOC2012'),
+    'pascal_context': ('jseg.data.pascal_context', '/path/to/VOCdevkit/VOC2010'),
+    'pascal_context_59': ('jseg.data.pascal_context_59', '/path/to/VOCdevkit/VOC2010'),
+    'coco_stuff10k': ('jseg.data.coco_stuff10k', '/path/to/coco_stuff10k'),
+    'coco_stuff164k': ('jseg.data.coco_stuff164k', '/path/to/coco_stuff164k'),
+    'mapillary_v1': ('jseg.data.mapillary', '/path/to/mapillary'),
+    'loveda': ('jseg.data.loveda', '/path/to/loveDA'),
+    'potsdam': ('jseg.data.potsdam', '/path/to/potsdam'),
+    'vaihingen': ('jseg.data.vaihingen', '/path/to/vaihingen'),
+    'isaid': ('jseg.data.isaid', '/path/to/iSAID'),
+    'dark_zurich': ('jseg.data.dark_zurich', '/path/to/dark_zurich'),
+    'night_driving': ('jseg.data.night_driving', '/path/to/NighttimeDrivingTest'),
     'folder': ('jseg.data.folder', '/path/to/my_data'),
 }
 
@@ -101,8 +112,8 @@ def _stored_info(name: str, tfds_builder) -> DatasetInfo:
 def dataset_info(name: str, data_dir: Optional[str] = None) -> DatasetInfo:
   """Class names, RGB palette and num_classes of ``name``.
 
-  The built-in data sets (synthetic, cityscapes, ade20k, voc12aug: MMSeg's names and
-  palettes) need nothing on disk; a ``folder`` data set's come from its prepared copy.
+  The built-in data sets (every name in :data:`BUILDERS` but ``folder``: MMSeg's class names
+  and palettes) need nothing on disk; a ``folder`` data set's come from its prepared copy.
   """
   if name in BUILDERS and name != 'folder':
     return _builtin_info(name)

@@ -72,6 +72,10 @@ class SourceTree:
   def reader(self, rel: str) -> Callable[[], bytes]:
     return self._files[rel]
 
+  def read_lines(self, rel: str) -> List[str]:
+    """The non-empty lines of text file ``rel``, stripped (an image list such as VOC's)."""
+    return [line.strip() for line in self.read(rel).decode('utf-8').splitlines() if line.strip()]
+
   def list(self, prefix: str, suffix: str = '') -> List[str]:
     """Sorted relative paths under ``prefix`` ending in ``suffix``."""
     return sorted(p for p in self._files if p.startswith(prefix) and p.endswith(suffix))

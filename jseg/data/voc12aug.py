@@ -26,11 +26,6 @@ PALETTE = ((0, 0, 0), (128, 0, 0), (0, 128, 0), (128, 128, 0), (0, 0, 128), (128
 LISTS = 'ImageSets/Segmentation/'
 
 
-def _ids(tree: SourceTree, rel: str) -> List[str]:
-  lines = tree.read(rel).decode('utf-8').splitlines()
-  return [line.strip() for line in lines if line.strip()]
-
-
 def splits(source: str) -> Dict[str, List[Sample]]:
   tree = SourceTree(source)
   root = tree.find_prefix(LISTS + 'val.txt')
@@ -41,12 +36,12 @@ def splits(source: str) -> Dict[str, List[Sample]]:
   for name in ('train.txt', 'val.txt'):
     if f'{lists}{name}' not in tree:
       raise DataError(f'{tree.where(lists + name)} is missing')
-  train, val = _ids(tree, f'{lists}train.txt'), _ids(tree, f'{lists}val.txt')
+  train, val = tree.read_lines(f'{lists}train.txt'), tree.read_lines(f'{lists}val.txt')
   if f'{lists}aug.txt' in tree:
-    aug = _ids(tree, f'{lists}aug.txt')
+    aug = tree.read_lines(f'{lists}aug.txt')
   elif f'{lists}trainaug.txt' in tree:
     seen = set(train)
-    aug = [i for i in _ids(tree, f'{lists}trainaug.txt') if i not in seen]
+    aug = [i for i in tree.read_lines(f'{lists}trainaug.txt') if i not in seen]
   else:
     raise DataError(f'neither {tree.where(lists + "aug.txt")} nor trainaug.txt exists: add SBD\'s '
                     'labels with MMSeg\'s tools/dataset_converters/voc_aug.py first')
