@@ -67,6 +67,14 @@ def test_pointwise_equals_convolution_float64(h, w, stride):
       lambda x, k: reference(x, k, 0, 1, stride=stride), (2, h, w, 5), (1, 1, 5, 4))
 
 
+@pytest.mark.parametrize('h, w, padding, dilation, stride', [
+    (13, 17, 1, 1, 1), (13, 17, 1, 1, 2), (12, 9, 3, 3, 1), (11, 16, 2, 2, 2), (9, 10, 0, 1, 1)])
+def test_tap_grad_equals_convolution_float64(h, w, padding, dilation, stride):
+  assert_equal_float64(
+      lambda x, k: cpu_conv.tap_grad_conv3x3(x, k, stride, padding, dilation, HIGHEST),
+      lambda x, k: reference(x, k, padding, dilation, stride=stride), (2, h, w, 5), (3, 3, 5, 4))
+
+
 def test_winograd_float32_error_is_a_convolutions():
   """In float32 the rewrite is as far from float64 as XLA's own convolution (within 3x)."""
   with jax.enable_x64():
@@ -111,11 +119,16 @@ def test_dispatch(monkeypatch):
   assert conv((1, 64, 128, 2048), 512, 3, padding=1) == 'winograd'
   assert conv((1, 64, 128, 2048), 512, 3, padding=12, dilation=12) == 'winograd'
   assert conv((1, 13, 17, 2048), 512, 3, padding=36, dilation=36) is None  # mostly padding
-  assert conv((1, 64, 128, 256), 256, 3, padding=1) is None  # too few channels to pay
+  assert conv((2, 64, 128, 256), 256, 3, padding=2, dilation=2) == 'tap_grad'  # < 512 channels
+  assert conv((2, 64, 128, 128), 128, 3, padding=1) is None  # XLA's kernel gradient is as fast
+  assert conv((2, 256, 512, 32), 64, 3, padding=1) == 'tap_grad'
+  assert conv((2, 511, 1023, 3), 32, 3, padding=1, stride=2) == 'tap_grad'
+  assert conv((16, 8, 8, 64), 64, 3, padding=2, dilation=2) is None  # the quick start's
   assert conv((1, 64, 128, 2048), 512, 1) == 'pointwise'
   assert conv((1, 63, 127, 64), 256, 1, stride=2) == 'pointwise'
   assert conv((1, 64, 128, 512), 512, 1, padding=1) is None  # PSANet's padded projection
   assert conv((1, 64, 128, 2048), 512, 3, padding=1, stride=2) is None
+  assert conv((2, 512, 1024, 64), 64, 3, padding=1, stride=(1, 2)) is None
   assert conv((1, 64, 128, 2048), 512, 3, padding=1, dtype=jnp.bfloat16) is None
   assert conv((1, 64, 128, 560), 560, 3, padding=1, groups=560) == 'depthwise'
   assert conv((1, 64, 128, 560), 560, 3, padding=1, groups=560, dtype=jnp.bfloat16) is None

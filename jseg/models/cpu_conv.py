@@ -12,11 +12,17 @@ float64 only, so the bfloat16 policy is untouched):
   reshape (no gather).
 - depthwise 3x3 convolutions as the sum of the 9 shifted inputs times their per-channel
   weights.
+- 1x1 convolutions as one (pixels x channels) matrix product.
+- the other 3x3 convolutions on large maps keep XLA's convolution forward and for the input
+  gradient; their kernel gradient (XLA:CPU: a convolution with an output-sized window, slow
+  for dilated kernels and few channels) becomes 9 matrix products, one per tap: shifted
+  input^T @ output gradient.
 
 Everything else, and everything on other backends (GPU and TPU keep XLA's native
 convolution and the same HLO), goes to ``lax.conv_general_dilated``. The choice is made at
 trace time from ``jax.default_backend()``; ``JSEG_CPU_CONV=0`` turns the rewrites off.
 """
+import functools
 import os
 
 import jax
@@ -28,6 +34,11 @@ from jax import lax
 WINOGRAD_MIN_IN_CHANNELS = 512
 # ... and while padding the output up to whole (2d x 2d) tiles adds at most this factor.
 WINOGRAD_MAX_TILE_WASTE = 1.6
+# The tap-product kernel gradient pays from this many output pixels (N x H x W) on, or from
+# the second number on at a dilation > 1 (2 cores: 32 -> 64 channels at 2 x 256 x 512 0.56x
+# XLA's time, 256 -> 256 at dilation 2 and 2 x 64 x 128 0.60x; 128 -> 128 undilated at
+# 2 x 64 x 128 1.3x and the quick start's small maps 1.1-1.6x, so XLA keeps those).
+TAP_GRAD_MIN_PIXELS, TAP_GRAD_MIN_PIXELS_DILATED = 131072, 16384
 
 
 def enabled() -> bool:
@@ -109,14 +120,55 @@ def depthwise_conv3x3(x: jax.Array, w: jax.Array, padding: int, dilation: int = 
 
 
 def pointwise_conv(x: jax.Array, w: jax.Array, stride: int = 1, precision=None) -> jax.Array:
-  """1x1 convolution of NHWC ``x`` with HWIO ``w`` (no padding) as a matrix product."""
-  return jnp.einsum('nhwc,co->nhwo', x[:, ::stride, ::stride], w[0, 0].astype(x.dtype),
-                    precision=precision)
+  """1x1 convolution of NHWC ``x`` with HWIO ``w`` (no padding) as a 2-D matrix product (its
+  kernel gradient is then one (C x pixels) @ (pixels x O) product, 2x faster than a 4-D one)."""
+  x = x[:, ::stride, ::stride]
+  y = jnp.dot(x.reshape(-1, x.shape[-1]), w[0, 0].astype(x.dtype), precision=precision)
+  return y.reshape(*x.shape[:-1], -1)
+
+
+def _xla_conv(x, w, stride, padding, dilation, precision):
+  return lax.conv_general_dilated(x, w, (stride, stride), [(padding, padding)] * 2,
+                                  rhs_dilation=(dilation, dilation),
+                                  dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+                                  precision=precision)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
+def tap_grad_conv3x3(x: jax.Array, w: jax.Array, stride: int, padding: int, dilation: int,
+                     precision=None) -> jax.Array:
+  """XLA's 3x3 convolution of NHWC ``x`` with HWIO ``w`` whose kernel gradient is 9 matrix
+  products: tap (i, j) is the strided window of the padded input at (i d, j d), transposed,
+  times the output gradient, summed over all pixels."""
+  return _xla_conv(x, w, stride, padding, dilation, precision)
+
+
+def _tap_grad_fwd(x, w, stride, padding, dilation, precision):
+  return _xla_conv(x, w, stride, padding, dilation, precision), (x, w)
+
+
+def _tap_grad_bwd(stride, padding, dilation, precision, residuals, dy):
+  x, w = residuals
+  _, grad_x = jax.vjp(lambda x: _xla_conv(x, w, stride, padding, dilation, precision), x)
+  n, ho, wo, o = dy.shape
+  c = x.shape[-1]
+  xp = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+  dy = dy.reshape(-1, o)
+  taps = [jnp.dot(lax.slice(xp, (0, i * dilation, j * dilation, 0),
+                            (n, i * dilation + stride * (ho - 1) + 1,
+                             j * dilation + stride * (wo - 1) + 1, c),
+                            (1, stride, stride, 1)).reshape(-1, c).T, dy, precision=precision)
+          for i in range(3) for j in range(3)]
+  return grad_x(dy.reshape(n, ho, wo, o))[0], jnp.stack(taps).reshape(w.shape).astype(w.dtype)
+
+
+tap_grad_conv3x3.defvjp(_tap_grad_fwd, _tap_grad_bwd)
 
 
 def rewrite_for(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
              dimension_numbers, feature_group_count, batch_group_count, preferred_element_type):
-  """'pointwise', 'winograd', 'depthwise' or None for a ``conv_general_dilated`` call."""
+  """'pointwise', 'winograd', 'depthwise', 'tap_grad' or None for a ``conv_general_dilated``
+  call."""
   if not enabled() or lhs.ndim != 4 or rhs.shape[:2] not in ((1, 1), (3, 3)):
     return None
   if lhs.dtype not in (jnp.float32, jnp.float64) or rhs.dtype != lhs.dtype:
@@ -137,14 +189,17 @@ def rewrite_for(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
   s = tuple(window_strides)
   if rhs.shape[:2] == (1, 1):
     return 'pointwise' if feature_group_count == 1 and pad == 0 and s[0] == s[1] else None
-  if s != (1, 1):
-    return None
   c = lhs.shape[-1]
-  if feature_group_count == c and rhs.shape[2:] == (1, c):
+  if s == (1, 1) and feature_group_count == c and rhs.shape[2:] == (1, c):
     return 'depthwise'
-  if (feature_group_count == 1 and c >= WINOGRAD_MIN_IN_CHANNELS
+  if feature_group_count != 1 or s[0] != s[1]:
+    return None
+  if (s == (1, 1) and c >= WINOGRAD_MIN_IN_CHANNELS
       and winograd_waste(lhs.shape[1], lhs.shape[2], pad, d[0]) <= WINOGRAD_MAX_TILE_WASTE):
     return 'winograd'
+  pixels = lhs.shape[0] * -(-lhs.shape[1] // s[0]) * -(-lhs.shape[2] // s[1])
+  if pixels >= (TAP_GRAD_MIN_PIXELS if d[0] == 1 else TAP_GRAD_MIN_PIXELS_DILATED):
+    return 'tap_grad'
   return None
 
 
@@ -161,6 +216,9 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
     return winograd_conv3x3(lhs, rhs, padding[0][0], (rhs_dilation or (1, 1))[0], precision)
   if kind == 'depthwise':
     return depthwise_conv3x3(lhs, rhs, padding[0][0], (rhs_dilation or (1, 1))[0])
+  if kind == 'tap_grad':
+    return tap_grad_conv3x3(lhs, rhs, window_strides[0], padding[0][0],
+                            (rhs_dilation or (1, 1))[0], precision)
   return lax.conv_general_dilated(
       lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,
       dimension_numbers=dimension_numbers, feature_group_count=feature_group_count,
