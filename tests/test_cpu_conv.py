@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from jax import lax
 
+import parity
 from jseg.models import cpu_conv, layers
 
 HIGHEST = lax.Precision.HIGHEST
@@ -119,6 +120,8 @@ def test_dispatch(monkeypatch):
   assert conv((1, 64, 128, 2048), 512, 3, padding=1) == 'winograd'
   assert conv((1, 64, 128, 2048), 512, 3, padding=12, dilation=12) == 'winograd'
   assert conv((1, 13, 17, 2048), 512, 3, padding=36, dilation=36) is None  # mostly padding
+  assert conv((1, 32, 64, 2048), 512, 3, padding=1) is None  # too few pixels to pay
+  assert conv((1, 64, 64, 2048), 512, 3, padding=1) == 'winograd'
   assert conv((2, 64, 128, 256), 256, 3, padding=2, dilation=2) == 'tap_grad'  # < 512 channels
   assert conv((2, 64, 128, 128), 128, 3, padding=1) is None  # XLA's kernel gradient is as fast
   assert conv((2, 256, 512, 32), 64, 3, padding=1) == 'tap_grad'
@@ -146,3 +149,15 @@ def test_no_rewrite_on_accelerators(monkeypatch):
   conv = kinds(monkeypatch, backend='gpu')
   assert conv((1, 64, 128, 2048), 512, 3, padding=1) is None
   assert conv((1, 64, 128, 560), 560, 3, padding=1, groups=560) is None
+
+
+def test_model_with_the_rewrites_equals_mmseg(monkeypatch):
+  """FCN R-18-D8 at a size where Winograd runs (stage 4 at dilation 4 and the head: maps of
+  49 x 65, 6370 pixels) has MMSeg's eval logits; the parity tests' small maps stay below
+  WINOGRAD_MIN_PIXELS."""
+  picked = []
+  original = cpu_conv.rewrite_for
+  monkeypatch.setattr(cpu_conv, 'rewrite_for',
+                      lambda *a: picked.append(original(*a)) or picked[-1])
+  parity.assert_eval_logits_equal(*parity.pair(*parity.FCN_R18), sizes=((385, 513),))
+  assert picked.count('winograd') == 5 and 'pointwise' in picked, picked

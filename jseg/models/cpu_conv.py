@@ -32,8 +32,11 @@ from jax import lax
 # Winograd pays for its transforms from this many input channels on (measured on a 2-core
 # CPU, 64x128 maps: 512 -> 512 at dilation 4 1.1-1.3x faster than XLA, 256 -> 256 slower).
 WINOGRAD_MIN_IN_CHANNELS = 512
-# ... and while padding the output up to whole (2d x 2d) tiles adds at most this factor.
+# ... and while padding the output up to whole (2d x 2d) tiles adds at most this factor ...
 WINOGRAD_MAX_TILE_WASTE = 1.6
+# ... and from this many output pixels (N x H x W) on: below, the convolution takes
+# milliseconds either way and Winograd's transforms only add compile time (2x a forward's).
+WINOGRAD_MIN_PIXELS = 4096
 # The tap-product kernel gradient pays from this many output pixels (N x H x W) on, or from
 # the second number on at a dilation > 1 (2 cores: 32 -> 64 channels at 2 x 256 x 512 0.56x
 # XLA's time, 256 -> 256 at dilation 2 and 2 x 64 x 128 0.60x; 128 -> 128 undilated at
@@ -194,10 +197,10 @@ def rewrite_for(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
     return 'depthwise'
   if feature_group_count != 1 or s[0] != s[1]:
     return None
-  if (s == (1, 1) and c >= WINOGRAD_MIN_IN_CHANNELS
+  pixels = lhs.shape[0] * -(-lhs.shape[1] // s[0]) * -(-lhs.shape[2] // s[1])
+  if (s == (1, 1) and c >= WINOGRAD_MIN_IN_CHANNELS and pixels >= WINOGRAD_MIN_PIXELS
       and winograd_waste(lhs.shape[1], lhs.shape[2], pad, d[0]) <= WINOGRAD_MAX_TILE_WASTE):
     return 'winograd'
-  pixels = lhs.shape[0] * -(-lhs.shape[1] // s[0]) * -(-lhs.shape[2] // s[1])
   if pixels >= (TAP_GRAD_MIN_PIXELS if d[0] == 1 else TAP_GRAD_MIN_PIXELS_DILATED):
     return 'tap_grad'
   return None
