@@ -5,13 +5,15 @@
 """
 from jseg import config as jc
 
-VARIANTS = jc.variants(('r18-d8', 'r50-d8', 'r101-d8', 'r101-d16-mg124', 'r18w16-d8',
-                        'r18b-d8', 'r50b-d8', 'r101b-d8'),
-                       only={'r18-d8': ('80k_cityscapes',), 'r18w16-d8': ('synthetic',),
-                             'r101-d16-mg124': ('512x1024_40k_cityscapes',
-                                                '512x1024_80k_cityscapes'),
-                             'r18b-d8': ('80k_cityscapes',), 'r50b-d8': ('80k_cityscapes',),
-                             'r101b-d8': ('80k_cityscapes',)}) + list(jc.FP16_VARIANTS)
+VARIANTS = (jc.variants(('r18-d8', 'r50-d8', 'r101-d8', 'r101-d16-mg124', 'r18w16-d8',
+                         'r18b-d8', 'r50b-d8', 'r101b-d8'),
+                        only={'r18-d8': ('80k_cityscapes',), 'r18w16-d8': ('synthetic',),
+                              'r101-d16-mg124': ('512x1024_40k_cityscapes',
+                                                 '512x1024_80k_cityscapes'),
+                              'r18b-d8': ('80k_cityscapes',), 'r50b-d8': ('80k_cityscapes',),
+                              'r101b-d8': ('80k_cityscapes',)}) + list(jc.FP16_VARIANTS)
+            + jc.variants(('r50-d8', 'r101-d8'), datasets=('pascal_context', 'pascal_context_59',
+                                                           'coco-stuff10k', 'coco-stuff164k')))
 
 
 def get_config(arg=None):

@@ -5,8 +5,14 @@ ConvModule keeps their summed width, no dropout (``dropout_ratio=-1``).
 """
 from jseg import config as jc
 
-VARIANTS = jc.variants(('hr18s', 'hr18', 'hr48'), schedules={'cityscapes': ('40k', '80k', '160k')},
-                       crops={'cityscapes': ('512x1024',)})
+VARIANTS = (jc.variants(('hr18s', 'hr18', 'hr48'),
+                        schedules={'cityscapes': ('40k', '80k', '160k')},
+                        crops={'cityscapes': ('512x1024',)})
+            # v0.x's HRNet Potsdam names lack the 4x4 of its Vaihingen / iSAID ones.
+            + jc.variants(('hr18s', 'hr18', 'hr48'),
+                          datasets=('pascal_context', 'pascal_context_59', 'loveda', 'potsdam',
+                                    'vaihingen', 'isaid'),
+                          names={'potsdam': '{backbone}_{crop}_{schedule}_{dataset}'}))
 DEFAULT = 'hr48_512x1024_160k_cityscapes'
 
 

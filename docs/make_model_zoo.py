@@ -31,7 +31,16 @@ TITLES = {
     'gcnet': 'GCNet', 'nonlocal_net': 'NonLocal', 'ccnet': 'CCNet', 'danet': 'DANet',
     'ann': 'ANN', 'ocrnet': 'OCRNet',
 }
-DATASET_NAMES = {'cityscapes': 'Cityscapes', 'ade20k': 'ADE20K', 'voc12aug': 'VOC 2012 aug'}
+DATASET_NAMES = {
+    'cityscapes': 'Cityscapes', 'ade20k': 'ADE20K', 'voc12aug': 'VOC 2012 aug',
+    'pascal_context': 'Pascal Context', 'pascal_context_59': 'Pascal Context 59',
+    'coco-stuff10k': 'COCO-Stuff 10k', 'coco-stuff164k': 'COCO-Stuff 164k', 'loveda': 'LoveDA',
+    'potsdam': 'Potsdam', 'vaihingen': 'Vaihingen', 'isaid': 'iSAID',
+    'mapillary_v1_65': 'Mapillary Vistas v1.2 (65)', 'dark': 'Cityscapes → Dark Zurich',
+    'night_driving': 'Cityscapes → Nighttime Driving',
+}
+# Evaluation-only rows: a Cityscapes model's config tested on another set.
+EVAL_ONLY = ('dark', 'night_driving')
 
 
 def default_mmseg_configs() -> Optional[str]:
@@ -112,17 +121,22 @@ def rows(mmseg_configs: str) -> List[dict]:
   out = []
   for method, variants in variants_of.items():
     for variant in variants:
-      parts = variant.split('_')
-      if parts[-1] in jconfig.JSEG_DATASETS:  # jseg's own: not in MMSeg's zoo
+      v = jconfig.split_variant(variant)
+      if v.dataset in jconfig.JSEG_DATASETS:  # jseg's own: not in MMSeg's zoo
         continue
       mm_config = jconfig.mmseg_config_name(method, variant)
       if not os.path.isfile(os.path.join(mmseg_configs, mm_config)):
         raise SystemExit(f'error: configs/{method}.py:{variant} maps to MMSeg config '
                          f'{mm_config}, which does not exist in {mmseg_configs}')
       entry, filed_under = lookup(method, variant, mm_config, entries)
-      row = dict(method=method, variant=variant, backbone=parts[0], crop=parts[1],
-                 schedule=parts[2], dataset=parts[-1], mmseg_config=mm_config,
-                 batch=parts[3] if len(parts) == 5 else None, miou=None, miou_ms=None,
+      # The name's parts besides crop, schedule and data set: with the backbone (d6_r50-d16,
+      # r50-d8_rsb-pretrain), or beside the crop (b16, fp16, adamw).
+      backbone = '_'.join(p for p in (v.head, v.backbone, v.pretrain) if p)
+      tags = [p for p in (f'b{v.batch}' if v.batch else None, 'fp16' if v.fp16 else None,
+                          v.optimizer) if p]
+      row = dict(method=method, variant=variant, backbone=backbone, crop=v.crop,
+                 schedule=v.schedule, dataset=v.dataset, mmseg_config=mm_config,
+                 batch=', '.join(tags) or None, miou=None, miou_ms=None,
                  weights=None,
                  filed_under=filed_under if filed_under != mm_config else None)
       if entry is not None:
@@ -159,8 +173,18 @@ def render(mmseg_configs: str) -> str:
       '',
       '- **jseg config**: `configs/METHOD.py:BACKBONE_CROP_SCHEDULE_DATASET`, MMSeg v0.x\'s '
       'config name without the method prefix; the MMSeg 1.x config is the one of the same '
-      'name in MMSeg\'s `configs/` (`4xb2` = global batch 8 on Cityscapes, `4xb4` = 16 on '
-      'ADE20K and VOC; OCRNet R-101\'s `b8` / `b16` are `4xb2` / `8xb2`).',
+      'name in MMSeg\'s `configs/` (`4xb2` = global batch 8 on Cityscapes and Mapillary, `4xb4` '
+      '= 16 on the other data sets; OCRNet R-101\'s `b8` / `b16` are `4xb2` / `8xb2`). v0.x\'s '
+      'names carry a few more parts, kept: `4x4` (4 GPUs x 4 images, the data set\'s usual '
+      'batch), `d6_` (FCN-D6: FCN heads at dilation 6 on an output-stride-16 ResNet, 1.x '
+      '`fcn-d6_`), `_rsb-pretrain` (a ResNet-50 from mmcls\' rsb-A1 ImageNet weights) and '
+      '`_adamw` (its AdamW recipe: warmup, step decay, gradient clipping). The Mapillary row is '
+      'MMSeg 1.x\'s only, named as the others.',
+      '- **Cityscapes → Dark Zurich / Nighttime Driving**: a Cityscapes model\'s config that '
+      'is evaluated on that night-time set at 1920x1080 (`data.test_dataset`, '
+      '`data.test_img_scale`); it trains on Cityscapes. MMSeg 1.2.2\'s metafiles have no '
+      'results for these rows; their checkpoints are the Cityscapes rows\' of the same backbone '
+      'and schedule.',
       '- **(fp16)**: MMSeg\'s mixed-precision rows (`_fp16_`, 1.x `-amp-`: AmpOptimWrapper with '
       'a static loss scale of 512); jseg trains them with `precision=float16` and '
       '`train.loss_scale=512.0` (see getting_started.md, "Precision and memory").',
@@ -170,7 +194,8 @@ def render(mmseg_configs: str) -> str:
       '`.pth` files needs torch (`pip install -e \'.[convert]\'`).',
       '- *not published*: MMSeg 1.2.2 has the config but no result or weights for it; jseg '
       'trains it from scratch like any other variant.',
-      '- Every backbone also has a `_64x64_2k_synthetic` variant (jseg\'s procedural quick-start '
+      '- Every backbone of the Cityscapes / ADE20K / VOC rows also has a `_64x64_2k_synthetic` '
+      'variant (jseg\'s procedural quick-start '
       'data set, not in MMSeg\'s zoo), e.g. `configs/fcn.py:r18w16-d8_64x64_2k_synthetic`.',
       '',
   ]
@@ -194,7 +219,7 @@ def render(mmseg_configs: str) -> str:
           miou += ' †'
           notes.append(f'† `{r["variant"]}`: MMSeg 1.2.2\'s metafile files this result under '
                        f'`{os.path.basename(r["filed_under"])[:-3]}`; the weights\' name says '
-                       'which schedule they are.')
+                       'which variant they are.')
       else:
         weights, miou, miou_ms = '*not published*', '—', '—'
       lines.append(f'| {r["backbone"]} | {DATASET_NAMES.get(r["dataset"], r["dataset"])} '

@@ -110,7 +110,7 @@ def inference_segmentor(segmentor: Segmentor, image: Image, tta: bool = False,
                         ratios: Sequence[float] = inference.MS_RATIOS) -> np.ndarray:
   """Label map (H, W) int32 of ``image`` (a path or a BGR array) at its original size.
 
-  Without ``tta``: the config's test pipeline (keep-ratio resize into ``img_scale``,
+  Without ``tta``: the config's test pipeline (keep-ratio resize into ``test_img_scale``,
   normalize) and ``config.test`` (whole / slide) inference, as MMSeg's
   ``inference_model``. With ``tta``: MMSeg's ``tta_pipeline`` (every ratio of
   ``ratios``, each with its horizontal flip), softmax probabilities averaged.

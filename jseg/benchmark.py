@@ -8,7 +8,7 @@ to the original size, argmax (MMSeg's ``model(..., mode='predict')``), with
 the data preprocessor has put the batch on the GPU), so the inputs are random normalized
 images of the config's test input size: the dataset's typical original size
 (``ORIGINAL_SIZE``, 1024x2048 for Cityscapes) resized with keep-ratio into
-``data.img_scale``, as the test pipeline does.
+``data.test_img_scale``, as the test pipeline does.
 
 FLOPs are XLA's cost analysis of the compiled forward (``jit(...).lower(...).compile()
 .cost_analysis()``); XLA counts a multiply-add as 2 FLOPs, where MMSeg's ``get_flops``
@@ -55,10 +55,10 @@ def parse_size(spec: str) -> Tuple[int, int]:
 
 def test_input_size(config, original_size: Optional[Sequence[int]] = None) -> Tuple[int, int]:
   """(h, w) of the network input for an ``original_size`` image: keep-ratio resize into
-  ``data.img_scale`` (mmcv's ``rescale_size``, as the test pipeline)."""
+  ``data.test_img_scale`` (mmcv's ``rescale_size``, as the test pipeline)."""
   from jseg.data.transforms import rescale_size
-  h, w = original_size or ORIGINAL_SIZE[config.data.dataset]
-  (nw, nh), _ = rescale_size((w, h), tuple(config.data.img_scale))
+  h, w = original_size or ORIGINAL_SIZE[config.data.test_dataset]
+  (nw, nh), _ = rescale_size((w, h), tuple(config.data.test_img_scale))
   return nh, nw
 
 
@@ -170,7 +170,7 @@ def inference_benchmark(config, variables=None, num_images: int = 200, warmup: i
   if variables is None:
     variables = random_variables(model, config, seed)
   variables = jax.device_put(variables, device)
-  out_size = tuple(original_size or ORIGINAL_SIZE[config.data.dataset])
+  out_size = tuple(original_size or ORIGINAL_SIZE[config.data.test_dataset])
   in_size = test_input_size(config, out_size)
   predict = make_predict_fn(model, config.test, output_align_corners(config))
   segment = jax.jit(lambda v, x: jnp.argmax(predict(v, x, out_size), axis=-1))

@@ -83,8 +83,12 @@ def load_variables(config, source: str) -> dict:
 
 
 # What a resumed run may change: its schedule, evaluation, the (already loaded) ImageNet file and
-# how its batches are made (not what they hold).
+# its prefix (model.pretrained_prefix) and how its batches are made (not what they hold).
 RESUMABLE = ('train.', 'test.', 'model.pretrained', 'data.worker_processes')
+# Keys added to the config since workdirs were first written -> the key whose value the runs
+# before them used in their place: a saved config without such a key resumes where its value is
+# that key's (e.g. the test set of a run made before data.test_dataset was its training set).
+ADDED = {'data.test_dataset': 'data.dataset', 'data.test_img_scale': 'data.img_scale'}
 
 
 def write_atomic(path: str, text: str) -> None:
@@ -96,12 +100,14 @@ def write_atomic(path: str, text: str) -> None:
 
 def check_workdir_config(workdir: str, config, resumed: bool, write: bool = True) -> None:
   """A new run stores ``config`` in ``workdir/config.json``; a resumed one must match it
-  except for :data:`RESUMABLE` keys, else ValueError lists the keys that differ."""
+  except for :data:`RESUMABLE` keys (and :data:`ADDED` keys it lacks, at their old values), else
+  ValueError lists the keys that differ."""
   path = os.path.join(workdir, 'config.json')
   now = flax.traverse_util.flatten_dict(json.loads(config.to_json_best_effort()), sep='.')
   if resumed and os.path.exists(path):
     with open(path) as f:
       saved = flax.traverse_util.flatten_dict(json.load(f), sep='.')
+    saved.update({k: saved[old] for k, old in ADDED.items() if k not in saved and old in saved})
     differ = [k for k in sorted(set(saved) | set(now)) if not k.startswith(RESUMABLE)
               and saved.get(k, '(absent)') != now.get(k, '(absent)')]
     if differ:

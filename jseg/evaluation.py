@@ -1,7 +1,8 @@
 """Data-set metrics of a model on a split, for the training loop and ``--mode=eval``.
 
-Every process evaluates its share of the split (``loader.eval_samples``) on all of its local
-devices: images of one size go through as one batch sharded across the devices, so a size
+Every process evaluates its share of the split of the test data set (``data.test_dataset``, at
+``data.test_img_scale``: ``loader.eval_samples``) on all of its local devices: images of one
+size go through as one batch sharded across the devices, so a size
 compiles once (said in the log) and runs ``local_device_count`` images per call. Per image,
 the prediction's confusion matrix is taken on the device; the host sums them in int64, and
 the processes sum theirs at the end. Images wait, at most ``MAX_PENDING_PER_DEVICE`` per
@@ -44,8 +45,9 @@ def make_confusion_fn(model, config):
 
 class Evaluator:
   """``Evaluator(config, model)(variables, split)`` -> :func:`jseg.metrics.summarize` of
-  ``variables`` on ``split``. One jitted step serves every call, so each distinct input /
-  label size compiles once per run; ``log`` gets those compiles and the rate (images / s)."""
+  ``variables`` on ``split`` of ``config.data.test_dataset``. One jitted step serves every
+  call, so each distinct input / label size compiles once per run; ``log`` gets those compiles
+  and the rate (images / s)."""
 
   def __init__(self, config, model, log: Optional[Callable[[str], None]] = None):
     self.config, self.log = config, log or (lambda _: None)

@@ -45,12 +45,12 @@ flags.mark_flags_as_required(['config'])
 FLAGS = flags.FLAGS
 
 
-def ensure_data(name: str) -> None:
+def ensure_data(name: str, split: str) -> None:
   """Generates the synthetic set on first use; any other missing data set stops the run
   with the command that prepares it."""
   from jseg.data import datasets, prepare
   try:
-    datasets.open_split(name, 'train')
+    datasets.open_split(name, split)
   except FileNotFoundError as e:
     if name != 'synthetic':
       raise SystemExit(f'error: {e}')
@@ -88,15 +88,17 @@ def main(argv):
     apis.show_result(FLAGS.image, label_map, out_file=FLAGS.out, config=config)
     print(f'wrote {FLAGS.out}')
     return
-  ensure_data(config.data.dataset)
   if FLAGS.mode == 'train':
     if not FLAGS.workdir:
       raise app.UsageError('--mode=train needs --workdir')
+    ensure_data(config.data.dataset, 'train')
+    ensure_data(config.data.test_dataset, 'val')
     train.train_and_evaluate(config, FLAGS.workdir, stop_at=FLAGS.stop_at,
                              init_from=FLAGS.init_from)
   elif FLAGS.mode == 'eval':
     if not (FLAGS.checkpoint or FLAGS.workdir):
       raise app.UsageError('--mode=eval needs --checkpoint or --workdir')
+    ensure_data(config.data.test_dataset, 'val')
     from jseg import metrics
     from jseg.models import build_segmentor
     checkpoint = checkpoints.resolve(FLAGS.checkpoint or FLAGS.workdir)
@@ -106,8 +108,8 @@ def main(argv):
                                     log=print if jax.process_index() == 0 else None)
     result = evaluate(variables)
     if jax.process_index() == 0:
-      names = datasets.dataset_info(config.data.dataset).classes
-      print(f'{config.name} on {config.data.dataset} val ({checkpoint}):')
+      names = datasets.dataset_info(config.data.test_dataset).classes
+      print(f'{config.name} on {config.data.test_dataset} val ({checkpoint}):')
       print(metrics.format_table(result, names))
 
 

@@ -113,12 +113,21 @@ def local_file(pretrained: str) -> str:
 
 def load_backbone(variables, config, pretrained: Optional[str] = None):
   """``variables`` with the backbone's replaced by ``pretrained``'s (default:
-  ``config.model.pretrained``), as MMSeg's ``init_weights()`` loads them."""
+  ``config.model.pretrained``), as MMSeg's ``init_weights()`` loads them. With
+  ``config.model.pretrained_prefix`` (MMSeg's ``init_cfg=dict(type='Pretrained', prefix=...)``)
+  only the file's keys that start with it count, without it (mmengine's
+  ``_load_checkpoint_with_prefix``): e.g. the ``backbone.`` of a whole classifier's weights."""
   pretrained = pretrained or config.model.get('pretrained')
   if not pretrained:
     return variables
   path = local_file(pretrained)
   sd = convert.unwrap_state_dict(convert.load_pth(path))
+  prefix = config.model.get('pretrained_prefix')
+  if prefix:
+    sd = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+    if not sd:
+      raise ValueError(f'{path} has no keys starting with {prefix!r} '
+                       f'(model.pretrained_prefix of {config.name})')
   flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(variables))
   backbone = {p: v for p, v in flat.items() if p[1] == 'backbone'}
   loaded, missing, unexpected, wrong = convert.match_state_dict(

@@ -78,7 +78,7 @@ class Reporter:
     if not self.enabled:
       return
     from jseg.data import datasets
-    names = datasets.dataset_info(self.config.data.dataset).classes
+    names = datasets.dataset_info(self.config.data.test_dataset).classes
     self.text(f'evaluation at iteration {it}:\n' + jmetrics.format_table(metrics, names))
     for k in ('mIoU', 'mAcc', 'aAcc'):
       self.writer.add_scalar(f'val/{k}', float(metrics[k]), it)
@@ -110,7 +110,7 @@ class Reporter:
       return
     from jseg.data import datasets, loader
     from jseg.inference import make_predict_fn, output_align_corners
-    palette = datasets.dataset_info(self.config.data.dataset).palette
+    palette = datasets.dataset_info(self.config.data.test_dataset).palette
     predict = make_predict_fn(model, self.config.test, output_align_corners(self.config))
     variables = jax.device_get(variables)
     rows = []

@@ -33,32 +33,78 @@ class TrainState(flax.struct.PyTreeNode):
     return {'params': self.params, 'batch_stats': self.batch_stats}
 
 
-def lr_schedule(train_cfg):
-  """MMSeg's (mmengine's) PolyLR per iteration: (lr - min_lr) * (1 - it / (end - 1)) ** power
-  + min_lr, reaching min_lr at iteration ``schedule_end - 1`` (normally the last one)."""
-  end = max((train_cfg.schedule_end or train_cfg.iterations) - 1, 1)
-  lr, min_lr, power = train_cfg.lr, train_cfg.min_lr, train_cfg.poly_power
+def lr_schedule(train_cfg, lr_mult: float = 1.0):
+  """mmengine's learning rate per iteration (MMSeg's ``param_scheduler``), of a parameter group at
+  ``lr_mult`` x ``lr`` (mmengine's paramwise ``lr_mult``: its decay ends at the same ``min_lr``).
+
+  A linear warmup over ``warmup_iters`` (LinearLR: ``warmup_start_factor`` x lr at iteration 0,
+  lr from iteration ``warmup_iters - 1`` on), then from the warmup's end ``W``: ``poly``, PolyLR,
+  (lr - min_lr) * (1 - (it - W) / (end - W - 1)) ** power + min_lr, reaching min_lr at
+  iteration ``schedule_end - 1`` (normally the last one); ``step``, MultiStepLR, x ``gamma`` at
+  each of the ``milestones`` (iterations, counted from 0 as ``it``).
+  """
+  kind, warmup = train_cfg.lr_schedule, train_cfg.warmup_iters
+  start = train_cfg.warmup_start_factor
+  if kind not in ('poly', 'step'):
+    raise ValueError(f"train.lr_schedule={kind!r}; valid: 'poly', 'step'")
+  lr, min_lr, power = train_cfg.lr * lr_mult, train_cfg.min_lr, train_cfg.poly_power
+  end = max((train_cfg.schedule_end or train_cfg.iterations) - warmup - 1, 1)
 
   def schedule(step):
     # In the default float dtype: an int32 step divides in float32, even in a float64 run.
     step = jnp.asarray(step, jnp.result_type(float))
-    frac = jnp.clip(1.0 - step / end, 0.0, 1.0)
+    factor = (start + (1 - start) * jnp.minimum(step, warmup - 1) / max(warmup - 1, 1)
+              if warmup else 1.0)
+    if kind == 'step':
+      passed = jnp.sum(step[..., None] >= jnp.asarray(train_cfg.milestones, step.dtype), -1)
+      return factor * lr * train_cfg.gamma ** passed
+    # end - (step - W) is exact in float32 (integers): 1 - (step - W) / end would cancel.
+    frac = jnp.clip((end - (step - warmup)) / end, 0.0, 1.0)
     # Not optax.polynomial_schedule: jitted on XLA:CPU, 0.0 ** 0.9 is NaN there, which made
     # the last update of every run NaN.
-    return (lr - min_lr) * jnp.where(frac > 0, frac, 1.0) ** power * (frac > 0) + min_lr
+    return factor * ((lr - min_lr) * jnp.where(frac > 0, frac, 1.0) ** power * (frac > 0)
+                     + min_lr)
 
   return schedule
 
 
+def clip_grad_norm(max_norm: float) -> optax.GradientTransformation:
+  """torch's ``clip_grad_norm_`` (mmengine's ``clip_grad=dict(max_norm=...)``): every gradient
+  times min(1, max_norm / (global L2 norm + 1e-6)); optax's clip_by_global_norm lacks the 1e-6."""
+
+  def clip(grads, params=None):
+    del params
+    scale = jnp.minimum(1.0, max_norm / (optax.global_norm(grads) + 1e-6))
+    return jax.tree_util.tree_map(lambda g: g * scale.astype(g.dtype), grads)
+
+  return optax.stateless(clip)
+
+
 def make_optimizer(train_cfg) -> optax.GradientTransformation:
-  """``sgd``: torch SGD as MMSeg's recipes use it, weight decay added to every gradient (BN and
-  biases too), then momentum. ``adamw``: decoupled weight decay (the synthetic recipe)."""
-  if train_cfg.optimizer == 'sgd':
-    return optax.chain(optax.add_decayed_weights(train_cfg.weight_decay),
-                       optax.sgd(lr_schedule(train_cfg), momentum=train_cfg.momentum))
-  if train_cfg.optimizer == 'adamw':
-    return optax.adamw(lr_schedule(train_cfg), weight_decay=train_cfg.weight_decay)
-  raise ValueError(f"train.optimizer={train_cfg.optimizer!r}; valid: 'sgd', 'adamw'")
+  """mmengine's OptimWrapper of MMSeg's recipes at :func:`lr_schedule`. ``sgd``: torch SGD,
+  weight decay added to every gradient (BN and biases too), then momentum. ``adamw``: torch
+  AdamW (``betas``, decoupled weight decay). The backbone's learning rate, and so AdamW's decay
+  of it, is ``backbone_lr_mult`` x the others' (mmengine's ``paramwise_cfg`` custom_keys
+  'backbone' lr_mult); the gradients are first clipped to ``clip_grad_norm`` where it is set."""
+
+  def optimizer(lr_mult):
+    schedule = lr_schedule(train_cfg, lr_mult)
+    if train_cfg.optimizer == 'sgd':
+      return optax.chain(optax.add_decayed_weights(train_cfg.weight_decay),
+                         optax.sgd(schedule, momentum=train_cfg.momentum))
+    if train_cfg.optimizer == 'adamw':
+      b1, b2 = train_cfg.betas
+      return optax.adamw(schedule, b1, b2, weight_decay=train_cfg.weight_decay)
+    raise ValueError(f"train.optimizer={train_cfg.optimizer!r}; valid: 'sgd', 'adamw'")
+
+  tx = optimizer(1.0)
+  if train_cfg.backbone_lr_mult != 1.0:
+    tx = optax.multi_transform(
+        {'backbone': optimizer(train_cfg.backbone_lr_mult), 'rest': tx},
+        lambda params: {k: 'backbone' if k == 'backbone' else 'rest' for k in params})
+  if train_cfg.clip_grad_norm is not None:
+    tx = optax.chain(clip_grad_norm(train_cfg.clip_grad_norm), tx)
+  return tx
 
 
 def make_mesh(devices=None) -> Mesh:

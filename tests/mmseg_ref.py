@@ -5,6 +5,7 @@ puts a stand-in ``mmcv.ops`` in ``sys.modules`` holding the ops MMSeg uses in pu
 PyTorch: mmcv's own CrissCrossAttention and point_sample files, and PSAMask written
 from mmcv's CPU kernel (``psamask_ref``).
 """
+import copy
 import importlib.util
 import os
 import sys
@@ -69,12 +70,16 @@ def mmseg_config(method: str, variant: str) -> Config:
 
 def build_mmseg_model(model_cfg, pretrained=None) -> torch.nn.Module:
   """MMSeg model from its ``model`` config, plain BN instead of SyncBN; ``init_weights()``
-  loads the backbone from the ``pretrained`` file if given."""
-  cfg = model_cfg.copy()
-  cfg.pretrained = pretrained
+  loads the backbone from the ``pretrained`` file if given: as the config's backbone
+  ``init_cfg`` of type ``Pretrained`` loads its checkpoint (with its ``prefix``: the rsb rows)
+  where it has one, else as ``model.pretrained``."""
+  cfg = copy.deepcopy(model_cfg)
   cfg.pop('data_preprocessor', None)
-  if 'backbone' in cfg:
-    cfg.backbone.pop('init_cfg', None)
+  init = cfg.backbone.pop('init_cfg', None) if 'backbone' in cfg else None
+  if pretrained and init and init.type == 'Pretrained':
+    cfg.backbone.init_cfg = dict(init, checkpoint=pretrained)
+  else:
+    cfg.pretrained = pretrained
   model = revert_sync_batchnorm(MODELS.build(cfg))
   return model.float()
 

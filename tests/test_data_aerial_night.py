@@ -6,7 +6,9 @@ shipped in mmseg/.mim) with the same (small) tile sizes. MMSeg's dataset class r
 converted files with LoadImageFromFile + LoadAnnotations; jseg's prepared split must give the
 same names in the same order, the same images and the same labels (after reduce_zero_label
 where MMSeg applies it), and MMSeg's classes and palette. The defaults' tiling arithmetic and the
-colour-to-id mappings are checked against values worked out from the converters' code.
+colour-to-id mappings are checked against values worked out from the converters' code. The Dark
+Zurich and LoveDA variants evaluate as MMSeg's configs test: on their test set, at their test
+scale.
 """
 import ast
 import os
@@ -26,7 +28,8 @@ from mmseg.datasets import (DarkZurichDataset, ISPRSDataset, LoveDADataset, Nigh
                             PotsdamDataset, iSAIDDataset)
 from mmseg.datasets.transforms import LoadAnnotations
 
-from jseg.data import datasets, isaid, isprs, prepare, transforms
+from jseg import config as jconfig
+from jseg.data import datasets, isaid, isprs, loader, prepare, transforms
 from jseg.data.sources import DataError
 
 CONVERTERS = os.path.join(os.path.dirname(mmseg.__file__), '.mim', 'tools', 'dataset_converters')
@@ -285,7 +288,8 @@ def test_isaid_missing_mask_names_the_file(tmp_path):
 
 # --- LoveDA -----------------------------------------------------------------------------------
 
-def test_loveda_as_mmseg(tmp_path, monkeypatch):
+def _loveda(tmp_path, monkeypatch):
+  """LoveDA's zips, prepared by jseg into ``out`` and converted by MMSeg's converter."""
   rng = np.random.default_rng(5)
   src = tmp_path / 'loveDA'
   numbers = {'Train': {'Rural': (0, 1, 10), 'Urban': (2, 1366)},
@@ -305,6 +309,11 @@ def test_loveda_as_mmseg(tmp_path, monkeypatch):
   prepare.prepare('loveda', str(src), out)
   converted = tmp_path / 'converted'
   _convert('loveda', monkeypatch, src, '-o', converted)
+  return out, converted
+
+
+def test_loveda_as_mmseg(tmp_path, monkeypatch):
+  out, converted = _loveda(tmp_path, monkeypatch)
   got = _assert_as_mmseg('loveda', out, 'train', LoveDADataset, converted, 'img_dir/train',
                          'ann_dir/train')
   assert [g['name'] for g in got] == ['0', '1', '10', '1366', '2']
@@ -317,9 +326,10 @@ def _train_ids(rng, h=33, w=47):
   return rng.choice(np.r_[0:19, 255], (h, w)).astype(np.uint8)
 
 
-def test_dark_zurich_as_mmseg(tmp_path):
+def _dark_zurich(tmp_path):
+  """Dark Zurich's val folder (extracted, as MMSeg reads it), prepared by jseg into ``out``."""
   rng = np.random.default_rng(6)
-  root = tmp_path / 'dark_zurich'  # extracted, as MMSeg reads it
+  root = tmp_path / 'dark_zurich'
   for frame in ('000321', '000002', '001005'):
     stem = f'GOPR0356_frame_{frame}'
     for rel, data in {
@@ -334,6 +344,11 @@ def test_dark_zurich_as_mmseg(tmp_path):
       (root / rel).write_bytes(data)
   out = str(tmp_path / 'data')
   prepare.prepare('dark_zurich', str(root), out)
+  return root, out
+
+
+def test_dark_zurich_as_mmseg(tmp_path):
+  root, out = _dark_zurich(tmp_path)
   _assert_as_mmseg('dark_zurich', out, 'val', DarkZurichDataset, root,
                    'rgb_anon/val/night/GOPR0356', 'gt/val/night/GOPR0356', min_samples=3)
   with pytest.raises(ValueError, match="no split 'train'; its splits: val"):
@@ -370,3 +385,42 @@ def test_night_driving_missing_label_names_the_file(tmp_path):
   gt = tmp_path / 'gtCoarse_daytime_trainvaltest' / 'test' / 'night'
   assert str(e.value) == (f'image {night / "a_leftImg8bit.png"} has no label: '
                           f'{gt / "a_gtCoarse_labelTrainIds.png"} is missing')
+
+
+# --- What a variant evaluates on --------------------------------------------------------------
+
+def _assert_evaluates_as_mmseg(method, variant, out, root):
+  """The evaluation samples of ``variant`` (its test set and test pipeline:
+  jseg.data.loader.eval_samples) are MMSeg's: its config's test dataset and pipeline on the files
+  in ``root``, then its data preprocessor."""
+  from mmengine.dataset import pseudo_collate
+  from mmseg.registry import DATASETS, MODELS
+  mm = mmseg_ref.mmseg_config(method, variant)
+  dataset = DATASETS.build(dict(mm.test_dataloader.dataset, data_root=str(root)))
+  preprocessor = MODELS.build(mm.model.data_preprocessor)
+  config = jconfig.load(f'configs/{method}.py:{variant}')
+  scale = tuple(config.data.test_img_scale)
+  assert scale != tuple(config.data.img_scale)
+  got = list(loader.eval_samples(config, data_dir=out, progress=False))
+  assert len(got) == len(dataset) >= 3
+  for i, (inputs, label) in enumerate(got):
+    want = preprocessor(pseudo_collate([dataset[i]]), training=False)
+    np.testing.assert_array_equal(inputs[0], want['inputs'][0].permute(1, 2, 0).numpy())
+    np.testing.assert_array_equal(label, want['data_samples'][0].gt_sem_seg.data[0].numpy())
+    h, w = inputs.shape[1:3]  # keep-ratio into the test scale
+    assert max(h, w) == max(scale) or min(h, w) == min(scale)
+
+
+def test_dark_variant_evaluates_on_dark_zurich_at_its_test_scale(tmp_path):
+  """A Cityscapes-trained variant evaluates on Dark Zurich's val images (the only data set
+  prepared), resized into (1920, 1080)."""
+  root, out = _dark_zurich(tmp_path)
+  config = jconfig.load('configs/pspnet.py:r50-d8_512x1024_40k_dark')
+  assert (config.data.dataset, config.data.test_dataset) == ('cityscapes', 'dark_zurich')
+  _assert_evaluates_as_mmseg('pspnet', 'r50-d8_512x1024_40k_dark', out, root)
+
+
+def test_loveda_variant_evaluates_at_its_test_scale(tmp_path, monkeypatch):
+  """LoveDA trains at (2048, 512) and tests at (1024, 1024)."""
+  out, converted = _loveda(tmp_path, monkeypatch)
+  _assert_evaluates_as_mmseg('pspnet', 'r50-d8_512x512_80k_loveda', out, converted)

@@ -244,6 +244,24 @@ def test_mapillary_v1_zip(tmp_path):
       np.testing.assert_array_equal(sample['gt_seg_map'], np.array(im.convert('P')))
 
 
+def test_mapillary_v1_65_as_mmseg_config(tmp_path):
+  """MMSeg's mapillary_v1_65.py data (MapillaryDataset_v1 with its 65-class metainfo, whose
+  label_map ignores 'Unlabeled') on the same files."""
+  from mmengine import Config
+  from mmseg.registry import DATASETS as MM_DATASETS
+  root = _mapillary(tmp_path)
+  out = str(tmp_path / 'data')
+  prepare.prepare('mapillary_v1_65', str(root), out)
+  mm = Config.fromfile(os.path.join(os.path.dirname(mmseg.__file__), '.mim', 'configs', '_base_',
+                                    'datasets', 'mapillary_v1_65.py'))
+  for split, loader in (('train', mm.train_dataloader), ('val', mm.test_dataloader)):
+    dataset = MM_DATASETS.build(dict(loader.dataset, data_root=str(root), pipeline=PIPELINE))
+    assert dataset.label_map[65] == 255
+    _assert_as_mmseg('mapillary_v1_65', split, out, dataset)
+    src = datasets.open_split('mapillary_v1_65', split, out)
+    assert all(src[i]['gt_seg_map'][0, 1] == 255 for i in range(len(src)))  # the fake's 65
+
+
 # --- bad input --------------------------------------------------------------------------------
 
 def test_broken_mat_in_zip_names_the_member(tmp_path):

@@ -43,12 +43,22 @@ def test_model_zoo_lists_every_variant():
   assert set(variants) == {os.path.basename(p)[:-3] for p in glob.glob(f'{ROOT}/configs/*.py')}
   listed = set(re.findall(r'\| `configs/(\w+)\.py:([\w-]+)` \|', page))
   expected = {(m, v) for m, vs in variants.items() for v in vs
-              if v.rsplit('_', 1)[1] not in jconfig.JSEG_DATASETS}
+              if jconfig.split_variant(v).dataset not in jconfig.JSEG_DATASETS}
   assert listed == expected
   rows = zoo.rows(MMSEG_CONFIGS)
   published = [r for r in rows if r['weights']]
-  # MMSeg 1.2.2's metafiles have no UperNet R-18 entries; everything else is published.
-  assert {(r['method'], r['backbone']) for r in rows if not r['weights']} == {('upernet', 'r18')}
+  # MMSeg 1.2.2's metafiles have no UperNet R-18 entries, Pascal Context results of R-101 and
+  # HRNet-W48 only (DeepLabV3+'s R-101 ones filed under its R-50 configs) and no Dark Zurich /
+  # Nighttime Driving results; everything else is published.
+  context = ('pascal_context', 'pascal_context_59')
+  unpublished = ({('upernet', 'r18', d) for d in ('cityscapes', 'ade20k', 'voc12aug')}
+                 | {(m, 'r50-d8', d) for m in ('fcn', 'pspnet', 'deeplabv3', 'deeplabv3plus')
+                    for d in context}
+                 | {('hrnet', b, d) for b in ('hr18s', 'hr18') for d in context}
+                 | {('pspnet', b, d) for b in ('r50-d8', 'r101-d8', 'r101b-d8')
+                    for d in ('dark', 'night_driving')})
+  assert {(r['method'], r['backbone'], r['dataset']) for r in rows if not r['weights']} == \
+      unpublished
   assert page.count('python -m jseg.convert ') == len(published)
   for r in published:
     assert f'--config=configs/{r["method"]}.py:{r["variant"]} --checkpoint=' \

@@ -81,6 +81,37 @@ def test_backbone_equals_mmseg_init_weights_from_the_same_file(tmp_path, method,
     np.testing.assert_array_equal(np.asarray(got[p]), np.asarray(want[p]), err_msg='/'.join(p))
 
 
+RSB = ('pspnet', 'r50-d8_rsb-pretrain_512x1024_adamw_80k_cityscapes')
+
+
+def test_prefixed_file_loads_as_mmseg_pretrained_init_cfg(tmp_path):
+  """The rsb rows' backbone comes from the ``backbone.`` keys of a whole model's weights
+  (mmcls' classifier); here a whole segmentor's state_dict, as MMSeg's
+  ``init_cfg=dict(type='Pretrained', prefix='backbone.')`` loads it from the same file."""
+  method, variant = RSB
+  mm_cfg = ref.mmseg_config(method, variant)
+  assert mm_cfg.model.backbone.init_cfg.prefix == 'backbone.'
+  path = tmp_path / 'segmentor.pth'
+  sd = ref.randomize(ref.build_mmseg_model(mm_cfg.model), seed=3).state_dict()
+  assert any(k.startswith('decode_head.') for k in sd)
+  torch.save({'state_dict': sd, 'meta': {}}, path)
+  mm = ref.build_mmseg_model(mm_cfg.model, pretrained=str(path))
+  mm.init_weights()  # MMSeg: _load_checkpoint_with_prefix('backbone.', path), strict=False
+  config = _config(method, variant, path)
+  assert config.model.pretrained_prefix == 'backbone.'
+  want = flax.traverse_util.flatten_dict(mmseg_to_jseg(mm.state_dict(), config))
+  got = flax.traverse_util.flatten_dict(pretrained.load_backbone(_zeros(config), config))
+  backbone = [p for p in want if p[1] == 'backbone']
+  assert len(backbone) > 50
+  for p in backbone:
+    np.testing.assert_array_equal(np.asarray(got[p]), np.asarray(want[p]), err_msg='/'.join(p))
+  # MMSeg's init did load the file's values
+  assert torch.equal(mm.state_dict()['backbone.conv1.weight'], sd['backbone.conv1.weight'])
+  config.model.pretrained_prefix = 'head.'
+  with pytest.raises(ValueError, match=r"segmentor\.pth has no keys starting with 'head\.'"):
+    pretrained.load_backbone(_zeros(config), config)
+
+
 def test_resolves_mmseg_names_to_mmengine_urls():
   import json
   import mmengine

@@ -28,7 +28,7 @@ def data_dir(tmp_path_factory):
 def _config(iterations=4):
   c = jconfig.load(SPEC).copy_and_resolve_references()
   c.data.crop_size = (32, 32)
-  c.data.img_scale = (40, 40)
+  c.data.img_scale = c.data.test_img_scale = (40, 40)
   c.train.update(batch_size=2, iterations=iterations, eval_interval=2, checkpoint_interval=2,
                  log_interval=1)
   return c
@@ -70,6 +70,33 @@ def test_unfinished_checkpoint_is_ignored_on_resume(data_dir, tmp_path, monkeypa
   assert sorted(os.listdir(workdir / 'checkpoints' / 'last')) == ['2', '4']
 
 
+# The keys the config gained after workdirs were first written (with the data set's test
+# scale and set, the optimizer's and schedule's options and the pretrained file's prefix).
+GAINED = ('data.test_dataset', 'data.test_img_scale', 'model.pretrained_prefix',
+          'train.backbone_lr_mult', 'train.betas', 'train.clip_grad_norm', 'train.gamma',
+          'train.lr_schedule', 'train.milestones', 'train.warmup_iters',
+          'train.warmup_start_factor')
+
+
+def test_workdir_of_a_config_without_the_gained_keys_resumes(tmp_path):
+  """A workdir whose config.json predates GAINED resumes with them at their default values
+  (data.test_dataset / test_img_scale: the training set's and img_scale), not with others."""
+  import flax
+  import json
+  config = jconfig.load(SPEC)
+  flat = flax.traverse_util.flatten_dict(json.loads(config.to_json_best_effort()), sep='.')
+  assert set(GAINED) <= set(flat)
+  old = {k: v for k, v in flat.items() if k not in GAINED}
+  (tmp_path / 'config.json').write_text(json.dumps(flax.traverse_util.unflatten_dict(
+      {tuple(k.split('.')): v for k, v in old.items()})))
+  checkpoints.check_workdir_config(str(tmp_path), config, resumed=True)
+  for key, value in (('test_dataset', 'ade20k'), ('test_img_scale', (32, 32))):
+    changed = jconfig.load(SPEC)
+    changed.data[key] = value
+    with pytest.raises(ValueError, match=re.escape(f'data.{key}: ')):
+      checkpoints.check_workdir_config(str(tmp_path), changed, resumed=True)
+
+
 def test_config_override_typo_is_an_error_naming_the_key():
   proc = subprocess.run([sys.executable, '-m', 'jseg.main', f'--config={SPEC}',
                          '--workdir=/tmp/unused', '--config.train.iteratons=5'],
@@ -78,10 +105,12 @@ def test_config_override_typo_is_an_error_naming_the_key():
   assert 'iteratons' in proc.stderr
 
 
-def test_missing_data_set_names_the_prepare_command(tmp_path):
-  proc = subprocess.run([sys.executable, '-m', 'jseg.main',
-                         '--config=configs/pspnet.py:r50-d8_512x1024_80k_cityscapes',
-                         '--workdir=/tmp/unused'], cwd=ROOT, capture_output=True, text=True,
-                        env={**os.environ, 'JSEG_DATA': str(tmp_path)})
+@pytest.mark.parametrize('variant,mode,missing', [
+    ('r50-d8_512x1024_80k_cityscapes', 'train', 'cityscapes'),
+    ('r50-d8_512x1024_40k_dark', 'eval', 'dark_zurich')])  # evaluates on its data.test_dataset
+def test_missing_data_set_names_the_prepare_command(tmp_path, variant, mode, missing):
+  proc = subprocess.run([sys.executable, '-m', 'jseg.main', f'--config=configs/pspnet.py:{variant}',
+                         f'--mode={mode}', '--workdir=/tmp/unused'], cwd=ROOT, capture_output=True,
+                        text=True, env={**os.environ, 'JSEG_DATA': str(tmp_path)})
   assert proc.returncode != 0
-  assert 'python -m jseg.data.prepare cityscapes --source=' in proc.stderr
+  assert f'python -m jseg.data.prepare {missing} --source=' in proc.stderr

@@ -7,10 +7,12 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 import torch
 
 import mmseg_ref as ref
+from jseg import config as jconfig
 from jseg import train
 from jseg.convert import mmseg_to_jseg
 from jseg.models import build_segmentor
@@ -89,7 +91,8 @@ def test_sharded_step_on_8_devices_equals_one_device(tmp_path):
 def test_lr_schedule_equals_mmengine_poly_lr(iterations, end):
   from mmengine.optim.scheduler import PolyLR
   import ml_collections
-  cfg = ml_collections.ConfigDict(dict(lr=0.02, min_lr=2e-4, poly_power=0.9,
+  cfg = ml_collections.ConfigDict(dict(lr=0.02, min_lr=2e-4, poly_power=0.9, lr_schedule='poly',
+                                       warmup_iters=0, warmup_start_factor=1e-3,
                                        iterations=iterations, schedule_end=end))
   opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr)
   sched = PolyLR(opt, eta_min=cfg.min_lr, power=cfg.poly_power, begin=0, end=end, by_epoch=False)
@@ -103,3 +106,107 @@ def test_lr_schedule_equals_mmengine_poly_lr(iterations, end):
   jitted = jax.jit(train.lr_schedule(cfg))  # XLA:CPU's jitted 0 ** 0.9 is NaN
   np.testing.assert_allclose([float(jitted(i)) for i in range(iterations + 3)],
                              want + [want[-1]] * 3, rtol=1e-5, atol=1e-9)
+
+
+# MMSeg configs whose optimizer is not the SGD + PolyLR recipe: PSPNet's rsb rows (AdamW, clipped
+# to norm 1, LinearLR warmup then MultiStepLR) and DeepLabV3+ on Mapillary (AdamW, clipped to
+# norm 0.01, the backbone at 0.1 x lr, PolyLR to 0).
+OPTIMIZER_CASES = [('pspnet', 'r50-d8_rsb-pretrain_512x1024_adamw_80k_cityscapes'),
+                   ('deeplabv3plus', 'r50-d8_1280x1280_300k_mapillary_v1_65')]
+
+
+def _mmengine_optimizer(mm_cfg, params):
+  """mmengine's OptimWrapper and ParamSchedulers built from MMSeg's config ``mm_cfg``, as its
+  Runner builds them, for a torch module with the torch ``params`` {'backbone': {...},
+  'decode_head': {...}}; and the module's name of each parameter group's (one) parameter."""
+  from mmengine.optim import build_optim_wrapper
+  from mmengine.registry import PARAM_SCHEDULERS
+  net = torch.nn.Module()
+  for module, tensors in params.items():
+    sub = torch.nn.Module()
+    for name, value in tensors.items():
+      sub.register_parameter(name, torch.nn.Parameter(value))
+    net.add_module(module, sub)
+  wrapper = build_optim_wrapper(net, mm_cfg.optim_wrapper)
+  schedulers = [PARAM_SCHEDULERS.build(dict(s, optimizer=wrapper)) for s in mm_cfg.param_scheduler]
+  names = {id(p): n for n, p in net.named_parameters()}
+  return net, wrapper, schedulers, names
+
+
+@pytest.mark.parametrize('method,variant', OPTIMIZER_CASES, ids=[v for _, v in OPTIMIZER_CASES])
+def test_lr_schedule_equals_mmengines_schedulers_of_the_mmseg_config(method, variant):
+  """Every iteration's learning rate of every parameter group (the backbone's at its lr_mult),
+  against mmengine's ParamSchedulers built from MMSeg's config and stepped once per iteration
+  as its ParamSchedulerHook does: to ~1e-13 in float64, within a few float32 ulps in float32."""
+  mm = ref.mmseg_config(method, variant)
+  c = jconfig.load(f'configs/{method}.py:{variant}')
+  params = {'backbone': {'weight': torch.zeros(1)}, 'decode_head': {'weight': torch.zeros(1)}}
+  _, wrapper, schedulers, names = _mmengine_optimizer(mm, params)
+  groups = wrapper.optimizer.param_groups
+  iterations = mm.train_cfg.max_iters
+  assert c.train.iterations == iterations
+  want = np.zeros((len(groups), iterations))
+  for it in range(iterations):  # the lr only: no optimizer steps (mmengine warns, harmlessly)
+    want[:, it] = [g['lr'] for g in groups]
+    for s in schedulers:
+      s.step()
+  steps = np.arange(iterations)
+  for group, lrs in zip(groups, want):
+    backbone = names[id(group['params'][0])].startswith('backbone.')
+    mult = c.train.backbone_lr_mult if backbone else 1.0
+    with jax.enable_x64(True):
+      np.testing.assert_allclose(train.lr_schedule(c.train, mult)(steps), lrs, rtol=1e-12)
+    got = jax.jit(train.lr_schedule(c.train, mult))(steps)
+    assert got.dtype == jnp.float32
+    np.testing.assert_allclose(got, lrs, rtol=5e-7, atol=0)
+  if len(groups) > 1:  # the multiplier's group is there
+    assert {names[id(g['params'][0])] for g in groups} == {'backbone.weight', 'decode_head.weight'}
+    assert sorted(g['lr'] for g in groups) == [0.0, 0.0]  # PolyLR to eta_min 0
+  if method == 'pspnet':  # the warmup reaches lr at its last iteration (999), x0.1 at 61000
+    lrs = want[0] / c.train.lr
+    np.testing.assert_allclose(lrs[[0, 1, 998, 999, 1000, 60999, 61000, 73000]],
+                               [1e-3, 2e-3, 0.999, 1, 1, 1, 0.1, 0.01], rtol=1e-12)
+
+
+@pytest.mark.parametrize('method,variant', OPTIMIZER_CASES, ids=[v for _, v in OPTIMIZER_CASES])
+def test_adamw_clip_and_lr_mult_update_equals_mmengines_optim_wrapper(method, variant):
+  """Three updates of a few parameters, in float64: mmengine's OptimWrapper of MMSeg's config
+  (torch AdamW, clip_grad_norm_, the backbone's lr_mult) and its schedulers, against
+  ``make_optimizer``. The gradients' norms are 3x, 30x and 0.5x the clipping norm."""
+  mm = ref.mmseg_config(method, variant)
+  c = jconfig.load(f'configs/{method}.py:{variant}')
+  rng = np.random.default_rng(0)
+  shapes = {'backbone': {'weight': (4, 3), 'bias': (4,)}, 'decode_head': {'weight': (2, 4)}}
+  start = jax.tree_util.tree_map(lambda s: rng.standard_normal(s), shapes,
+                                 is_leaf=lambda x: isinstance(x, tuple))
+  net, wrapper, schedulers, _ = _mmengine_optimizer(
+      mm, jax.tree_util.tree_map(torch.tensor, start))  # copies
+  max_norm = mm.optim_wrapper.clip_grad.max_norm
+  assert c.train.clip_grad_norm == max_norm
+  grads = []
+  for norm in (3, 30, 0.5):
+    g = jax.tree_util.tree_map(lambda x: rng.standard_normal(x.shape), start)
+    g_norm = np.sqrt(sum((x ** 2).sum() for x in jax.tree_util.tree_leaves(g)))
+    grads.append(jax.tree_util.tree_map(lambda x: x * norm * max_norm / g_norm, g))
+  for g in grads:
+    for name, p in net.named_parameters():
+      module, leaf = name.split('.')
+      p.grad = torch.tensor(g[module][leaf])  # a copy: clipping scales it in place
+    wrapper.step()  # clip_grad_norm_, then AdamW
+    for s in schedulers:
+      s.step()
+  want = {n: p.detach().numpy() for n, p in net.named_parameters()}
+  with jax.enable_x64(True):
+    tx = train.make_optimizer(c.train)
+    params = jax.tree_util.tree_map(jnp.asarray, start)
+    state = tx.init(params)
+    for g in grads:
+      updates, state = tx.update(jax.tree_util.tree_map(jnp.asarray, g), state, params)
+      params = optax.apply_updates(params, updates)
+    for name, value in want.items():
+      module, leaf = name.split('.')
+      moved, want_moved = params[module][leaf] - start[module][leaf], value - start[module][leaf]
+      assert np.abs(want_moved).max() > 0, name
+      # atol: a few float64 ulps of the parameters (O(1)), of which the displacement is a
+      # difference
+      np.testing.assert_allclose(moved, want_moved, rtol=1e-9, atol=1e-14, err_msg=name)

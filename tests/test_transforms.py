@@ -185,7 +185,7 @@ def test_test_resize_keeps_label(tmp_path, sample):
     pre = SegDataPreProcessor(mean=MEAN, std=STD, bgr_to_rgb=True, pad_val=0, seg_pad_val=255)
     ref_in = pre(dict(inputs=[packed['inputs']], data_samples=[packed['data_samples']]),
                  training=False)['inputs'][0]
-    cfg = dict(img_scale=IMG_SCALE, mean=MEAN, std=STD, reduce_zero_label=rzl)
+    cfg = dict(test_img_scale=IMG_SCALE, mean=MEAN, std=STD, reduce_zero_label=rzl)
     out = T.test_pipeline(cfg)(dict(img=cv2.imread(img_path), gt_seg_map=seg.copy()))
     assert out['img'].dtype == np.float32 and out['ori_shape'] == img.shape[:2]
     np.testing.assert_array_equal(out['img'], ref_in.permute(1, 2, 0).numpy())
@@ -404,8 +404,8 @@ def test_pipelines_from_config():
     assert out['img'].shape == tuple(data.crop_size) + (3,)
     assert out['gt_seg_map'].shape == tuple(data.crop_size)
     test = T.test_pipeline(data)(dict(img=img, gt_seg_map=seg))
-    assert max(test['img'].shape[:2]) == max(data.img_scale) or \
-        min(test['img'].shape[:2]) == min(data.img_scale)
+    assert max(test['img'].shape[:2]) == max(data.test_img_scale) or \
+        min(test['img'].shape[:2]) == min(data.test_img_scale)
     assert test['gt_seg_map'].shape == seg.shape
 
 
@@ -413,8 +413,8 @@ def test_pipelines_from_config():
                                  'ignore_index'])
 def test_pipelines_need_every_key(key):
   """A missing (e.g. misspelled) key is an error, not a silent default."""
-  cfg = dict(crop_size=CROP, img_scale=IMG_SCALE, ratio_range=(0.5, 2.0), cat_max_ratio=0.75,
-             mean=MEAN, std=STD, ignore_index=255, reduce_zero_label=False)
+  cfg = dict(crop_size=CROP, img_scale=IMG_SCALE, test_img_scale=IMG_SCALE, ratio_range=(0.5, 2.0),
+             cat_max_ratio=0.75, mean=MEAN, std=STD, ignore_index=255, reduce_zero_label=False)
   cfg[key + '_'] = cfg.pop(key)
   with pytest.raises(KeyError, match=key):
     T.train_pipeline(cfg)

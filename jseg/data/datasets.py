@@ -34,6 +34,7 @@ BUILDERS = {
     'coco_stuff10k': ('jseg.data.coco_stuff10k', '/path/to/coco_stuff10k'),
     'coco_stuff164k': ('jseg.data.coco_stuff164k', '/path/to/coco_stuff164k'),
     'mapillary_v1': ('jseg.data.mapillary', '/path/to/mapillary'),
+    'mapillary_v1_65': ('jseg.data.mapillary_v1_65', '/path/to/mapillary'),
     'loveda': ('jseg.data.loveda', '/path/to/loveDA'),
     'potsdam': ('jseg.data.potsdam', '/path/to/potsdam'),
     'vaihingen': ('jseg.data.vaihingen', '/path/to/vaihingen'),

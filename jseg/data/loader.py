@@ -82,12 +82,13 @@ def train_batches(config, start_step: int = 0, data_dir: Optional[str] = None, n
 
 def eval_samples(config, split: str = 'val', data_dir: Optional[str] = None,
                  progress: bool = True, with_image: bool = False):
-  """This process's share of ``split``: ``(inputs (1, h, w, 3) f32, label (H, W) u8[, RGB image])``.
+  """This process's share of ``split`` of the test data set (``data.test_dataset``):
+  ``(inputs (1, h, w, 3) f32, label (H, W) u8[, RGB image])``.
 
-  ``inputs`` went through the test pipeline (resize to ``img_scale``, normalize);
+  ``inputs`` went through the test pipeline (resize to ``test_img_scale``, normalize);
   ``label`` is at the original size, after ``reduce_zero_label``.
   """
-  source = datasets.open_split(config.data.dataset, split, data_dir)
+  source = datasets.open_split(config.data.test_dataset, split, data_dir)
   pipeline = transforms.test_pipeline(config.data)
   indices = range(jax.process_index(), len(source), jax.process_count())
   for i in tqdm(indices, desc=f'eval {split}', disable=not progress, leave=False):

@@ -21,8 +21,8 @@ The training pipeline of MMSeg's Cityscapes / ADE20K / VOC recipes::
     SegDataPreProcessor(bgr_to_rgb, mean, std, size=crop_size, pad 0 / 255)
                                     ->  Normalize, then Pad (MMSeg pads after normalizing)
 
-and the test pipeline: ``Resize(img_scale, keep_ratio=True)`` of the image only (the label
-stays at its original size for evaluation), ``ReduceZeroLabel``, ``Normalize``.
+and the test pipeline: ``Resize(test_img_scale, keep_ratio=True)`` of the image only (the
+label stays at its original size for evaluation), ``ReduceZeroLabel``, ``Normalize``.
 """
 from typing import Any, Callable, Dict, Optional, Tuple, Union
 
@@ -402,9 +402,10 @@ def train_transforms(data_cfg, normalize: bool = True, input_rgb: bool = False) 
 
 
 def test_transforms(data_cfg, normalize: bool = True, input_rgb: bool = False) -> list:
-  """The list of MMSeg's test transforms for ``config.data`` (label kept at full size)."""
+  """The list of MMSeg's test transforms for ``config.data`` (label kept at full size): the
+  Resize to ``test_img_scale``."""
   ts = [RGBToBGR()] if input_rgb else []
-  ts.append(Resize(tuple(data_cfg['img_scale']), keep_ratio=True, resize_seg=False))
+  ts.append(Resize(tuple(data_cfg['test_img_scale']), keep_ratio=True, resize_seg=False))
   if data_cfg['reduce_zero_label']:
     ts.append(ReduceZeroLabel())
   if normalize:
@@ -430,7 +431,7 @@ def test_pipeline(data_cfg, normalize: bool = True, input_rgb: bool = False
                   ) -> Callable[[Results, Optional[Rng]], Results]:
   """MMSeg's test pipeline for ``config.data``: ``f(record, rng=None) -> results``.
 
-  ``img`` becomes float32 normalized RGB resized (keep ratio) into ``img_scale``;
+  ``img`` becomes float32 normalized RGB resized (keep ratio) into ``test_img_scale``;
   ``gt_seg_map`` stays at the original size (after ``reduce_zero_label``) for evaluation;
   ``ori_shape`` is the original (h, w). Deterministic: ``rng`` is ignored.
   """
