@@ -136,7 +136,7 @@ def test_dispatch(monkeypatch):
   assert conv((1, 64, 128, 560), 560, 3, padding=1, groups=560) == 'depthwise'
   assert conv((1, 64, 128, 560), 560, 3, padding=1, groups=560, dtype=jnp.bfloat16) is None
   # lax's own form of the dimension numbers (flax passes ConvDimensionNumbers)
-  x, k = jnp.zeros((1, 8, 8, 512)), jnp.zeros((3, 3, 512, 8))
+  x, k = jnp.zeros((1, 64, 64, 512)), jnp.zeros((3, 3, 512, 8))
   assert cpu_conv.rewrite_for(x, k, (1, 1), [(1, 1)] * 2, None, None, ('NHWC', 'HWIO', 'NHWC'),
                               1, 1, None) == 'winograd'
   assert cpu_conv.rewrite_for(x, k, (1, 1), [(1, 1)] * 2, None, None, ('NCHW', 'OIHW', 'NCHW'),
