@@ -7,7 +7,7 @@ Source: the ``ADEChallengeData2016`` folder (``images/{training,validation}/*.jp
 """
 from typing import Dict, List
 
-from jseg.data.sources import DataError, Sample, SourceTree, decode_label
+from jseg.data.sources import DataError, Sample, SourceTree
 
 CLASSES = ('wall', 'building', 'sky', 'floor', 'tree', 'ceiling', 'road', 'bed ', 'windowpane',
            'grass', 'cabinet', 'sidewalk', 'person', 'earth', 'door', 'table', 'mountain',
@@ -77,10 +77,7 @@ def splits(source: str) -> Dict[str, List[Sample]]:
       label = f'{root}annotations/{folder}/{stem}.png'
       if label not in tree:
         raise DataError(f'image {tree.where(img)} has no label: {tree.where(label)} is missing')
-      samples.append(Sample(
-          name=stem, image_path=tree.where(img), label_path=tree.where(label),
-          read_image=tree.reader(img),
-          read_label=lambda label=label: decode_label(tree.read(label), tree.where(label))))
+      samples.append(tree.sample(stem, img, label))
     if not samples:
       raise DataError(f'{source}: no {split} images (*.jpg under {root}images/{folder}/)')
     out[split] = samples

@@ -9,7 +9,7 @@ sorted order. Labels are stored raw: 0 is no-data, 1..7 the classes; the pipelin
 """
 from typing import Dict, List
 
-from jseg.data.sources import DataError, Sample, SourceTree, decode_label
+from jseg.data.sources import DataError, Sample, SourceTree
 
 CLASSES = ('background', 'building', 'road', 'water', 'barren', 'forest', 'agricultural')
 PALETTE = ((255, 255, 255), (255, 0, 0), (255, 255, 0), (0, 0, 255), (159, 129, 183),
@@ -36,10 +36,7 @@ def splits(source: str) -> Dict[str, List[Sample]]:
         if label not in tree:
           raise DataError(f'image {tree.where(img)} has no label: {tree.where(label)} is '
                           'missing')
-        samples.append(Sample(
-            name=stem, image_path=tree.where(img), label_path=tree.where(label),
-            read_image=tree.reader(img),
-            read_label=lambda label=label: decode_label(tree.read(label), tree.where(label))))
+        samples.append(tree.sample(stem, img, label))
     if not samples:
       raise DataError(f'{source}: no {split} images (*.png under {root}{folder}/'
                       '{Rural,Urban}/images_png/)')

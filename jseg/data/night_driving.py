@@ -15,7 +15,7 @@ Each has one split, ``val`` (MMSeg's test set in its ``*_night-driving-1920x1080
 from typing import Dict, List
 
 from jseg.data.cityscapes import CLASSES, PALETTE  # noqa: F401
-from jseg.data.sources import DataError, Sample, SourceTree, decode_label
+from jseg.data.sources import DataError, Sample, SourceTree
 
 
 def val_split(source: str, img_dir: str, img_suffix: str, label_dir: str, label_suffix: str,
@@ -32,10 +32,7 @@ def val_split(source: str, img_dir: str, img_suffix: str, label_dir: str, label_
     label = f'{root}{label_dir}{stem}{label_suffix}'
     if label not in tree:
       raise DataError(f'image {tree.where(img)} has no label: {tree.where(label)} is missing')
-    samples.append(Sample(
-        name=stem.split('/')[-1], image_path=tree.where(img), label_path=tree.where(label),
-        read_image=tree.reader(img),
-        read_label=lambda label=label: decode_label(tree.read(label), tree.where(label))))
+    samples.append(tree.sample(stem.split('/')[-1], img, label))
   if not samples:
     raise DataError(f'{source}: no images (*{img_suffix} under {root}{img_dir})')
   return {'val': samples}

@@ -9,7 +9,7 @@ VOC2010's ``JPEGImages/*.jpg``. Splits in the lists' order, as MMSeg's ``ann_fil
 """
 from typing import Dict, List
 
-from jseg.data.sources import DataError, Sample, SourceTree, decode_label
+from jseg.data.sources import DataError, Sample, SourceTree
 
 CLASSES = ('background', 'aeroplane', 'bag', 'bed', 'bedclothes', 'bench', 'bicycle', 'bird',
            'boat', 'book', 'bottle', 'building', 'bus', 'cabinet', 'car', 'cat', 'ceiling', 'chair',
@@ -50,10 +50,7 @@ def splits(source: str) -> Dict[str, List[Sample]]:
       for rel in (img, label):
         if rel not in tree:
           raise DataError(f'{tree.where(rel)} is missing (listed as {i!r} in {tree.where(lst)})')
-      samples.append(Sample(
-          name=i, image_path=tree.where(img), label_path=tree.where(label),
-          read_image=tree.reader(img),
-          read_label=lambda label=label: decode_label(tree.read(label), tree.where(label))))
+      samples.append(tree.sample(i, img, label))
     if not samples:
       raise DataError(f'{tree.where(lst)} lists no images')
     out[split] = samples

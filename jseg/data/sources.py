@@ -72,6 +72,13 @@ class SourceTree:
   def reader(self, rel: str) -> Callable[[], bytes]:
     return self._files[rel]
 
+  def sample(self, name: str, image: str, label: str) -> 'Sample':
+    """The Sample of image file ``image`` and label-map file ``label`` (as stored: palette
+    PNGs read as their indices)."""
+    return Sample(name=name, image_path=self.where(image), label_path=self.where(label),
+                  read_image=self.reader(image),
+                  read_label=lambda: decode_label(self.read(label), self.where(label)))
+
   def read_lines(self, rel: str) -> List[str]:
     """The non-empty lines of text file ``rel``, stripped (an image list such as VOC's)."""
     return [line.strip() for line in self.read(rel).decode('utf-8').splitlines() if line.strip()]

@@ -14,7 +14,7 @@ VOC's palette PNGs are read as their indices (255 marks object borders), as MMSe
 """
 from typing import Dict, List
 
-from jseg.data.sources import DataError, Sample, SourceTree, decode_label
+from jseg.data.sources import DataError, Sample, SourceTree
 
 CLASSES = ('background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat',
            'chair', 'cow', 'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant',
@@ -57,10 +57,7 @@ def splits(source: str) -> Dict[str, List[Sample]]:
       for rel in (img, label):
         if rel not in tree:
           raise DataError(f'{tree.where(rel)} is missing (listed as {i!r})')
-      out.append(Sample(
-          name=i, image_path=tree.where(img), label_path=tree.where(label),
-          read_image=tree.reader(img),
-          read_label=lambda label=label: decode_label(tree.read(label), tree.where(label))))
+      out.append(tree.sample(i, img, label))
     return out
 
   return {'train': samples(train, 'SegmentationClass') + samples(aug, 'SegmentationClassAug'),
