@@ -237,6 +237,14 @@ def test_crop_accept_rule():
   assert not c.accept(seg)
 
 
+@pytest.mark.parametrize('shape', [(1, 1), (67, 93), (512, 1024)])
+def test_label_counts_equal_bincount(shape):
+  seg = np.random.default_rng(shape[1]).integers(0, 256, shape).astype(np.uint8)
+  seg[0, 0] = 255
+  for view in (seg, seg[::-1, ::-2], seg[:, :1]):  # flipped, strided, one column
+    np.testing.assert_array_equal(T.label_counts(view), np.bincount(view.ravel(), minlength=256))
+
+
 def test_crop_smaller_image_than_crop():
   rng = np.random.default_rng(3)
   img, seg = _image(rng, 20, 71), _label(rng, 20, 71)

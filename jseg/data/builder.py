@@ -23,6 +23,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import tqdm
 
+from jseg.data import transforms
 from jseg.data.sources import DataError, Sample, decode_image, encode_png
 
 VERSION = '1.0.0'
@@ -35,14 +36,14 @@ def label_problem(image_shape, label: np.ndarray, num_labels: int) -> Optional[s
   """What is wrong with ``label`` for an image of ``image_shape`` (H, W[, C]); None if nothing.
 
   A label must be H x W with values in ``[0, num_labels)`` or IGNORE_INDEX. Cheap enough to run
-  on every read: a bincount of a uint8 label.
+  on every read: a histogram of a uint8 label.
   """
   if label.ndim != 2:
     return f'label has shape {label.shape}: expected a single-channel map of class ids'
   if label.shape != tuple(image_shape[:2]):
     return (f'size mismatch: image is {image_shape[1]}x{image_shape[0]} (WxH) but its label '
             f'is {label.shape[1]}x{label.shape[0]}')
-  values = np.flatnonzero(np.bincount(label.ravel())) if label.dtype == np.uint8 else \
+  values = np.flatnonzero(transforms.label_counts(label)) if label.dtype == np.uint8 else \
       np.unique(label)
   bad = values[((values < 0) | (values >= num_labels)) & (values != IGNORE_INDEX)]
   if bad.size:
