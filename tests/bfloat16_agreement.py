@@ -1,7 +1,8 @@
-"""Prints ``method jseg mmseg`` for each of the 13 methods: the fraction of pixels where an
-imported MMSeg model (random weights, calibrated BN: ``parity.pair``) predicts the same class
-in bfloat16 as in float32, in jseg and, as the reference, in MMSeg under torch's CPU autocast
-(bfloat16 convolutions and matmuls, as MMSeg's AmpOptimWrapper runs them). Run by
+"""Prints ``method jseg_error mmseg_error jseg_agreement mmseg_agreement`` for each of the 13
+methods, for an imported MMSeg model (random weights, calibrated BN: ``parity.pair``) in
+bfloat16 against the same model in float32, in jseg and, as the reference, in MMSeg under
+torch's CPU autocast (bfloat16 convolutions and matmuls, as MMSeg's AmpOptimWrapper runs them):
+the logits' relative RMS error and the fraction of pixels predicted as the same class. Run by
 test_precision.py with XLA_FLAGS=--xla_allow_excess_precision=false (XLA:CPU would otherwise
 keep bfloat16 intermediates in float32)."""
 import os
@@ -39,17 +40,25 @@ def main():
   for method, variant in CASES:
     config, mm = parity.pair(method, variant, resnet18=variant.startswith('r50'))
     variables = mmseg_to_jseg(mm.eval().state_dict(), config)
-    predictions = []
+    logits = []
     for precision in ('float32', 'bfloat16'):
       config.precision = precision
-      logits = jax.jit(build_segmentor(config).apply)(variables, images)
-      predictions.append(np.asarray(jnp.argmax(logits, -1)))
+      logits.append(np.asarray(jax.jit(build_segmentor(config).apply)(variables, images),
+                               np.float64))
     with torch.no_grad():
-      reference = mm.encode_decode(torch_images, meta).argmax(1)
+      reference = mm.encode_decode(torch_images, meta).double().permute(0, 2, 3, 1).numpy()
       with torch.autocast('cpu', dtype=torch.bfloat16):
-        autocast = mm.encode_decode(torch_images, meta).float().argmax(1)
-    print(method, float((predictions[0] == predictions[1]).mean()),
-          float((reference == autocast).double().mean()), flush=True)
+        autocast = mm.encode_decode(torch_images, meta).double().permute(0, 2, 3, 1).numpy()
+    print(method, _error(logits[1], logits[0]), _error(autocast, reference),
+          _agreement(logits[1], logits[0]), _agreement(autocast, reference), flush=True)
+
+
+def _error(x, reference):
+  return float(np.sqrt(np.mean((x - reference) ** 2) / np.mean(reference ** 2)))
+
+
+def _agreement(x, reference):
+  return float(np.mean(x.argmax(-1) == reference.argmax(-1)))
 
 
 if __name__ == '__main__':

@@ -46,7 +46,7 @@ def _dtypes(fn, *args):
 
 def test_bfloat16_convolutions_compute_in_bfloat16_and_return_float32_logits():
   """Every convolution computes in bfloat16 at the default precision; the classifier
-  (``conv_seg``) accumulates in and returns float32, so only the logits' resize is float32."""
+  (``conv_seg``) accumulates in and returns float32; resizes and pools are float32."""
   config = _config('configs/pspnet.py:r18-d8_512x1024_80k_cityscapes', precision='bfloat16')
   model = build_segmentor(config)
   images = jnp.zeros((1, 33, 41, 3), jnp.float32)
@@ -67,9 +67,11 @@ def test_bfloat16_convolutions_compute_in_bfloat16_and_return_float32_logits():
   convs = [op for op in ops if op[0] == 'conv_general_dilated']
   assert {d for op in convs for d in op[1]} == {'bfloat16'}
   assert [op[2] for op in convs].count('float32') == 1 and convs[-1][2:4] == ('float32', (1, 5, 6, 19))
+  # The resizes and PPM's pools weight and sum in float32 (as torch's kernels do for bfloat16):
+  # per resize or pool a (rows, H) matrix along H, then a (cols, W) one along W.
   float32_ops = [op for op in ops if op[1] != {'bfloat16'}]
-  assert [op[0] for op in float32_ops] == ['dot_general'] * 2  # the logits' resize
-  assert all(19 in op[3] for op in float32_ops)
+  assert {op[0] for op in float32_ops} == {'dot_general'} and len(float32_ops) == 2 * (4 + 4 + 1)
+  assert all(19 in op[3] for op in float32_ops[-2:])  # the logits' resize
   assert 'HIGHEST' not in ' '.join(op[4] for op in ops if op[1] == {'bfloat16'})
   out = jax.eval_shape(lambda v, x: model.apply(v, x), variables, images)
   assert out.dtype == jnp.float32 and out.shape == (1, 33, 41, 19)
@@ -119,18 +121,24 @@ def test_remat_gives_the_same_gradients_and_statistics(spec):
                          plain, remat)
 
 
-def test_bfloat16_predictions_agree_with_float32():
+def test_bfloat16_logits_as_close_to_float32_as_mmseg_autocast():
   """MMSeg models with random weights and calibrated BN (the parity tests' ``pair``), imported:
-  bfloat16 (every rounding kept) predicts the float32 class on at least 99% of pixels of a
-  97x131 image, or, where MMSeg's own bfloat16 (torch CPU autocast) agrees less, on as many as
-  MMSeg's (0.001 for the pixels' noise). Measured 2026-12-02, jseg / MMSeg: FCN 0.9913 / 0.9880,
-  ANN 0.9895 / 0.9898, OCRNet 0.9907 / 0.9894, DeepLabV3+ 0.9994 / 0.9989."""
+  bfloat16 (every rounding kept) logits of a 97x131 image are within 1.1x the relative RMS error
+  of MMSeg's own bfloat16 (torch CPU autocast) from float32, 1.0x as a geometric mean over the 13
+  methods, and predict the float32 class on at least 98% of pixels. (The logits' error, not the
+  pixels' agreement, is compared with MMSeg's: on random weights many pixels are near ties, and
+  which of them flip depends on the CPU's bfloat16 kernels, e.g. ANN 0.9895 / 0.9898 on one CPU,
+  0.9858 / 0.9908 on another with the same error.) Measured 2026-12-03, jseg / MMSeg error: FCN
+  0.0062 / 0.0065, ANN 0.0072 / 0.0073 (0.0089 before resizes and pools rounded once),
+  HRNet 0.0057 / 0.0056, OCRNet 0.0083 / 0.0092; agreement 0.989 (ANN) to 0.999."""
   done = subprocess.run([sys.executable, os.path.join(HERE, 'bfloat16_agreement.py')],
                         cwd=os.path.join(HERE, '..'), capture_output=True, text=True, timeout=1200,
                         env=dict(os.environ, XLA_FLAGS='--xla_allow_excess_precision=false'))
   assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-  agreement = {line.split()[0]: tuple(map(float, line.split()[1:]))
-               for line in done.stdout.splitlines() if line.count(' ') == 2}
-  assert len(agreement) == 13, done.stdout
-  low = {m: a for m, a in agreement.items() if a[0] < min(0.99, a[1] - 0.001)}
-  assert not low, agreement
+  rows = {line.split()[0]: tuple(map(float, line.split()[1:]))
+          for line in done.stdout.splitlines() if line.count(' ') == 4}
+  assert len(rows) == 13, done.stdout
+  ratios = {m: error / mmseg_error for m, (error, mmseg_error, _, _) in rows.items()}
+  assert max(ratios.values()) <= 1.1 and np.exp(np.mean(np.log(list(ratios.values())))) <= 1.0, (
+      ratios)
+  assert min(agreement for _, _, agreement, _ in rows.values()) >= 0.98, rows

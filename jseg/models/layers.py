@@ -96,9 +96,11 @@ def _bilinear_matrix(n_in: int, n_out: int, align_corners: bool,
 
 
 def _separable(x: jax.Array, wh: np.ndarray, ww: np.ndarray) -> jax.Array:
-  dtype = x.dtype
-  x = einsum('oh,nhwc->nowc', jnp.asarray(wh, dtype), x)
-  return einsum('pw,nhwc->nhpc', jnp.asarray(ww, dtype), x)
+  """``wh`` along H, then ``ww`` along W, in :func:`stats_dtype` and rounded to ``x.dtype``
+  once, as torch's interpolation and adaptive pooling kernels do for 16-bit inputs."""
+  acc = stats_dtype(x.dtype)
+  y = einsum('oh,nhwc->nowc', jnp.asarray(wh, acc), x.astype(acc))
+  return einsum('pw,nhwc->nhpc', jnp.asarray(ww, acc), y).astype(x.dtype)
 
 
 def resize(x: jax.Array,
