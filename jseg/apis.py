@@ -57,11 +57,11 @@ def init_segmentor(config_or_spec, checkpoint: Optional[str] = None, seed: int =
   ValueError naming the offending keys.
   """
   from jseg import checkpoints
-  from jseg.models import build_segmentor
+  from jseg import models
   config = jconfig.resolve_num_classes(_load_config(config_or_spec))
-  model = build_segmentor(config)
+  model = models.build_segmentor(config)
   if checkpoint is None:
-    variables = jax.jit(model.init)(jax.random.key(seed), jnp.zeros((1, 64, 64, 3), jnp.float32))
+    variables = models.init_variables(model, jax.random.key(seed))
   else:
     variables = checkpoints.load_variables(config, checkpoint)
   variables = {'params': variables['params'], 'batch_stats': variables['batch_stats']}

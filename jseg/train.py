@@ -18,6 +18,7 @@ from jseg import config as jconfig
 from jseg import checkpoints, evaluation, finetune, preemption, pretrained
 from jseg import loss_scale as scaling
 from jseg.data import transforms
+from jseg import models
 from jseg.models import build_segmentor, segmentor_loss, total_loss
 
 
@@ -117,9 +118,7 @@ def init_variables(config, rng, model=None, init_from: Optional[str] = None) -> 
   ``init_from``'s matching variables (:func:`jseg.finetune.load`) or, without it, the backbone
   from ``config.model.pretrained`` (:func:`jseg.pretrained.load_backbone`; ``init_from``
   replaces at least 90% of the backbone, so its ImageNet file is not needed)."""
-  model = model or build_segmentor(config)
-  # The variables do not depend on the image size: a small image initializes faster.
-  variables = jax.jit(model.init)(rng, jnp.zeros((1, 64, 64, 3), jnp.float32))
+  variables = models.init_variables(model or build_segmentor(config), rng)
   if init_from:
     return finetune.load(variables, config, init_from)
   return pretrained.load_backbone(variables, config)
