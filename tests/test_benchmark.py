@@ -14,6 +14,10 @@ from jseg import config as jconfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPEC = 'configs/fcn.py:r18w16-d8_64x64_2k_synthetic'
+# XLA:CPU without its backend optimizations compiles several times faster (as in
+# benchmarks/train_memory.py): for the tests of the tools, where the times do not matter.
+FAST_COMPILE = dict(os.environ, XLA_FLAGS=f'{os.environ.get("XLA_FLAGS", "")} '
+                    '--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true')
 
 
 def test_main_benchmark_prints_and_writes_json(tmp_path):
@@ -24,7 +28,7 @@ def test_main_benchmark_prints_and_writes_json(tmp_path):
        '--benchmark_train_batch=2', '--benchmark_train_steps=2', f'--benchmark_json={out}',
        '--config.precision=bfloat16', '--config.train.remat=blocks'],
       cwd=ROOT, capture_output=True, text=True,
-      env={**os.environ, 'JSEG_DATA': str(tmp_path / 'no_data')})  # needs no data set
+      env={**FAST_COMPILE, 'JSEG_DATA': str(tmp_path / 'no_data')})  # needs no data set
   assert proc.returncode == 0, proc.stderr[-3000:]
   for text in ('img / s', 'ms / img', 'GFLOPs', 'memory: peak device', 'training: batch 2'):
     assert text in proc.stdout, proc.stdout
@@ -73,7 +77,7 @@ def test_gpu_script_smoke_and_train_step_memory_arguments(tmp_path):
   out = tmp_path / 'gpu.json'
   done = subprocess.run([sys.executable, os.path.join(ROOT, 'benchmarks', 'gpu.py'), '--smoke',
                          f'--json={out}', f'--markdown={tmp_path / "gpu.md"}'], cwd=ROOT,
-                        capture_output=True, text=True, timeout=900)
+                        capture_output=True, text=True, timeout=900, env=FAST_COMPILE)
   assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
   jobs = json.loads(out.read_text())['jobs']
   assert list(jobs) == ['train/fcn/bfloat16', 'memory/fcn/bfloat16/blocks',
@@ -101,8 +105,7 @@ def test_compare_mmseg_train_step_smoke(tmp_path):
   """benchmarks/compare_mmseg.py --jobs=train on one tiny config (FCN R-18-D8, batch 2 of
   33x49): both frameworks timed from the same weights, the first step's losses agree, and the
   train block replaces its stale block in the markdown file, the forward block left as it was.
-  XLA's backend optimizations are off (as in benchmarks/train_memory.py): the times do not
-  matter here, the compile time does. The seed's table is checked on a made-up R-101 row."""
+  The seed's table is checked on a made-up R-101 row."""
   import importlib.util  # pylint: disable=import-outside-toplevel
   variant = 'r18-d8_512x1024_80k_cityscapes'
   md, out = tmp_path / 'benchmark.md', tmp_path / 'cmp.json'
@@ -111,12 +114,10 @@ def test_compare_mmseg_train_step_smoke(tmp_path):
   md.write_text(f'# Benchmark\n\n{forward}\n<!-- compare_mmseg.py train 33x49: begin -->\nstale\n'
                 '<!-- compare_mmseg.py train 33x49: end -->\n\n## After\n')
   script = os.path.join(ROOT, 'benchmarks', 'compare_mmseg.py')
-  flags = '--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true'
   proc = subprocess.run(
       [sys.executable, script, '--jobs=train', f'--methods=fcn:{variant}', '--input=33x49',
        '--reps=1', '--warmup=1', '--matmul=256', f'--out={md}', f'--json={out}'],
-      cwd=ROOT, capture_output=True, text=True, timeout=600,
-      env=dict(os.environ, XLA_FLAGS=f'{os.environ.get("XLA_FLAGS", "")} {flags}'))
+      cwd=ROOT, capture_output=True, text=True, timeout=600, env=FAST_COMPILE)
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
   result = json.loads(out.read_text())
   assert 'forward' not in result and result['input'] == [33, 49]
