@@ -9,15 +9,12 @@ import sys
 
 import pytest
 
+import fast_compile
 from jseg import benchmark
 from jseg import config as jconfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPEC = 'configs/fcn.py:r18w16-d8_64x64_2k_synthetic'
-# XLA:CPU without its backend optimizations compiles several times faster (as in
-# benchmarks/train_memory.py): for the tests of the tools, where the times do not matter.
-FAST_COMPILE = dict(os.environ, XLA_FLAGS=f'{os.environ.get("XLA_FLAGS", "")} '
-                    '--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true')
 
 
 def test_main_benchmark_prints_and_writes_json(tmp_path):
@@ -28,7 +25,7 @@ def test_main_benchmark_prints_and_writes_json(tmp_path):
        '--benchmark_train_batch=2', '--benchmark_train_steps=2', f'--benchmark_json={out}',
        '--config.precision=bfloat16', '--config.train.remat=blocks'],
       cwd=ROOT, capture_output=True, text=True,
-      env={**FAST_COMPILE, 'JSEG_DATA': str(tmp_path / 'no_data')})  # needs no data set
+      env=fast_compile.env(JSEG_DATA=str(tmp_path / 'no_data')))  # needs no data set
   assert proc.returncode == 0, proc.stderr[-3000:]
   for text in ('img / s', 'ms / img', 'GFLOPs', 'memory: peak device', 'training: batch 2'):
     assert text in proc.stdout, proc.stdout
@@ -77,7 +74,7 @@ def test_gpu_script_smoke_and_train_step_memory_arguments(tmp_path):
   out = tmp_path / 'gpu.json'
   done = subprocess.run([sys.executable, os.path.join(ROOT, 'benchmarks', 'gpu.py'), '--smoke',
                          f'--json={out}', f'--markdown={tmp_path / "gpu.md"}'], cwd=ROOT,
-                        capture_output=True, text=True, timeout=900, env=FAST_COMPILE)
+                        capture_output=True, text=True, timeout=900, env=fast_compile.env())
   assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
   jobs = json.loads(out.read_text())['jobs']
   assert list(jobs) == ['train/fcn/bfloat16', 'memory/fcn/bfloat16/blocks',
@@ -117,7 +114,7 @@ def test_compare_mmseg_train_step_smoke(tmp_path):
   proc = subprocess.run(
       [sys.executable, script, '--jobs=train', f'--methods=fcn:{variant}', '--input=33x49',
        '--reps=1', '--warmup=1', '--matmul=256', f'--out={md}', f'--json={out}'],
-      cwd=ROOT, capture_output=True, text=True, timeout=600, env=FAST_COMPILE)
+      cwd=ROOT, capture_output=True, text=True, timeout=600, env=fast_compile.env())
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
   result = json.loads(out.read_text())
   assert 'forward' not in result and result['input'] == [33, 49]

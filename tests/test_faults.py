@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import fast_compile
 from jseg import checkpoints, train
 from jseg import config as jconfig
 from jseg.data import loader, prepare
@@ -79,15 +80,13 @@ def _run(workdir, env, trigger=None, sig=signal.SIGKILL):
   return proc.returncode, output, signalled and time.time() - signalled
 
 
-def test_killed_and_stopped_runs_end_bit_identical(data_dir, tmp_path, monkeypatch):
+def test_killed_and_stopped_runs_end_bit_identical(data_dir, tmp_path):
   """SIGKILL at a random iteration, during a checkpoint write and during an evaluation, then
   SIGTERM: each time the same command resumes, and the run ends where an uninterrupted one does
   (parameters, BN statistics, the loss curve)."""
-  monkeypatch.setenv('JSEG_DATA', data_dir)
-  straight = str(tmp_path / 'straight')
-  train.train_and_evaluate(_config(), straight)
-  workdir = str(tmp_path / 'killed')
-  env = dict(os.environ, JSEG_DATA=data_dir, PYTHONPATH=os.path.abspath(ROOT))
+  env = fast_compile.env(JSEG_DATA=data_dir, PYTHONPATH=os.path.abspath(ROOT))
+  straight, workdir = str(tmp_path / 'straight'), str(tmp_path / 'killed')
+  assert _run(straight, env)[0] == 0
   seed = random.randrange(1000)
   print(f'kill points drawn with random.Random({seed})')
   rng = random.Random(seed)
@@ -228,7 +227,7 @@ def test_two_processes_of_two_devices_train_and_evaluate_as_one_of_four(data_dir
   JAX's preemption service picks one step for both) and resumed, end bit-identical to an
   uninterrupted run of 1 process x 4, and their evaluations (2 processes: each its share of the
   images, confusion matrices summed) print the same tables."""
-  env = dict(os.environ, JSEG_DATA=data_dir, PYTHONPATH=os.path.abspath(ROOT))
+  env = fast_compile.env(JSEG_DATA=data_dir, PYTHONPATH=os.path.abspath(ROOT))
   one, two = str(tmp_path / '1x4'), str(tmp_path / '2x2')
   single = _launch(env, 1, 4, f'--workdir={one}')
   proc = subprocess.Popen(_launch_command(2, 2, f'--workdir={two}'), cwd=ROOT, env=env,

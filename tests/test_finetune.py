@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+import fast_compile
 import mmseg_ref as ref
 from jseg import checkpoints, convert, finetune, train
 from jseg import config as jconfig
@@ -183,7 +184,7 @@ def test_own_data_walkthrough_runs_as_written(tmp_path):
            '--config.train.log_interval=3', '--config.train.eval_interval=3']
   quick_start = ['python', '-m', 'jseg.main', '--config=configs/fcn.py:r18w16-d8_64x64_2k_synthetic',
                  '--workdir=/tmp/jseg_fcn']
-  env = dict(os.environ, JSEG_DATA=str(tmp_path / 'data'), PYTHONPATH=ROOT)
+  env = fast_compile.env(JSEG_DATA=str(tmp_path / 'data'), PYTHONPATH=ROOT)
   commands = _walkthrough_commands()
   assert [c[:4] for c in commands] == [['python', '-m', 'jseg.data.prepare', 'folder']] + [
       ['python', '-m', 'jseg.main', '--config=configs/fcn.py:r18w16-d8_64x64_2k_folder']] * 3

@@ -11,6 +11,7 @@ import optax
 import pytest
 import torch
 
+import fast_compile
 import mmseg_ref as ref
 from jseg import config as jconfig
 from jseg import train
@@ -67,7 +68,7 @@ def test_one_sgd_step_equals_mmseg_with_torch_sgd():
 
 def _run(out, num_devices, env):
   proc = subprocess.run([sys.executable, os.path.join(HERE, 'sharded_step.py'), str(out),
-                         str(num_devices)], cwd=ROOT, env={**os.environ, **env},
+                         str(num_devices)], cwd=ROOT, env=fast_compile.env(**env),
                         capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stdout + proc.stderr
 
