@@ -15,10 +15,9 @@ import orbax.checkpoint as ocp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from jseg import config as jconfig
-from jseg import checkpoints, evaluation, finetune, preemption, pretrained
+from jseg import checkpoints, evaluation, finetune, models, preemption, pretrained
 from jseg import loss_scale as scaling
 from jseg.data import transforms
-from jseg import models
 from jseg.models import build_segmentor, segmentor_loss, total_loss
 
 
