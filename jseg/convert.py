@@ -6,6 +6,7 @@ the MMSeg key: ``params/backbone/layer1/0/conv1/kernel`` <-> ``backbone.layer1.0
     python -m jseg.convert --config=configs/pspnet.py:r50-d8_512x1024_80k_cityscapes \
         --checkpoint=pspnet_r50.pth --out=/tmp/pspnet_r50
 """
+import collections
 import pickle
 import re
 from typing import Dict, Mapping
@@ -62,12 +63,25 @@ def _shared_copies(sd: Mapping, expected: set) -> set:
   return shared
 
 
+_SHAPES = collections.OrderedDict()  # the last _SHAPES_KEPT trees: tracing an init takes seconds
+_SHAPES_KEPT = 32
+
+
 def variable_shapes(config, image_size=(64, 64)):
-  """Shape/dtype tree of the segmentor's variables (no computation)."""
+  """Shape/dtype tree of the segmentor's variables (no computation); remembered for what
+  ``build_segmentor`` reads of ``config`` (the model, precision and remat)."""
   from jseg.models import build_segmentor
-  model = build_segmentor(config)
-  return jax.eval_shape(lambda: model.init(jax.random.key(0),
-                                           jnp.zeros((1, *image_size, 3), jnp.float32)))
+  full = 'model' in config
+  key = ((config.model if full else config).to_json_best_effort(sort_keys=True),
+         config.get('precision') if full else None,
+         config.train.get('remat') if full and 'train' in config else None, tuple(image_size))
+  if key not in _SHAPES:
+    model = build_segmentor(config)
+    _SHAPES[key] = jax.eval_shape(lambda: model.init(jax.random.key(0),
+                                                     jnp.zeros((1, *image_size, 3), jnp.float32)))
+    while len(_SHAPES) > _SHAPES_KEPT:
+      _SHAPES.popitem(last=False)
+  return _SHAPES[key]
 
 
 def mmseg_key(path) -> str:

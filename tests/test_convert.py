@@ -16,7 +16,7 @@ import mmseg_ref as ref
 import parity
 from jseg import checkpoints
 from jseg import config as jconfig
-from jseg.convert import load_pth, mmseg_to_jseg
+from jseg.convert import load_pth, mmseg_to_jseg, variable_shapes
 from jseg.models import build_segmentor
 
 SPEC = 'configs/pspnet.py:r18-d8_512x1024_80k_cityscapes'
@@ -257,3 +257,17 @@ def test_ann_numpy_state_dict_holds_the_shared_projection_once():
   arrays[f'{stage}.query_project.conv.weight'] += 1  # then they are not one module
   with pytest.raises(ValueError, match=rf'unexpected keys: {stage}\.query_project\.conv\.weight$'):
     mmseg_to_jseg(arrays, config)
+
+
+def test_variable_shapes_follow_every_model_change():
+  """variable_shapes remembers a model's shapes, never those of another: a changed class count,
+  depth or input size gives the new model's."""
+  config = jconfig.load('configs/fcn.py:r18w16-d8_64x64_2k_synthetic')
+  kernel = lambda c: variable_shapes(c)['params']['decode_head']['conv_seg']['kernel'].shape
+  assert kernel(config) == (1, 1, 32, 6)
+  config.data.num_classes = 3  # followed by the heads' num_classes
+  assert kernel(config) == (1, 1, 32, 3)
+  assert variable_shapes(config) is variable_shapes(config)
+  config.model.backbone.depth = 50
+  assert 'conv3' in variable_shapes(config)['params']['backbone']['layer1']['0']
+  assert variable_shapes(config) is not variable_shapes(config, (96, 96))

@@ -97,27 +97,31 @@ def test_unknown_policy_names_the_valid_ones(key, value, message):
                                   'configs/hrnet.py:hr18s_512x1024_80k_cityscapes'])
 def test_remat_gives_the_same_gradients_and_statistics(spec):
   """``train.remat=blocks`` recomputes the residual blocks in the backward pass: the same
-  values (bit for bit on XLA:CPU), BN statistics updated once, the same variable names."""
-  images = jax.random.normal(jax.random.key(0), (2, 33, 41, 3))
-  config, with_remat = _config(spec), _config(spec, **{'train.remat': 'blocks'})
-  if 'hr18s' in spec:  # every kind of HRNet layer, at a fraction of the compile time
-    parity.one_module_hrnet(config.model, with_remat.model)
-  labels = jax.random.randint(jax.random.key(1), (2, 33, 41), 0, config.data.num_classes)
+  values, BN statistics updated once, the same variable names. In float64, where the other
+  order of XLA's sums (thread count, fusion) is ~1e-15: a wrong recomputation is not."""
+  with jax.enable_x64(True):
+    images = jax.random.normal(jax.random.key(0), (2, 33, 41, 3), jnp.float64)
+    config, with_remat = _config(spec), _config(spec, **{'train.remat': 'blocks'})
+    if 'hr18s' in spec:  # every kind of HRNet layer, at a fraction of the compile time
+      parity.one_module_hrnet(config.model, with_remat.model)
+    labels = jax.random.randint(jax.random.key(1), (2, 33, 41), 0, config.data.num_classes)
 
-  def grads(config):
-    model = build_segmentor(config)
-    variables = jax.jit(model.init)(jax.random.key(2), images)
+    def grads(config):
+      model = build_segmentor(config)
+      variables = jax.tree_util.tree_map(lambda v: v.astype(jnp.float64),
+                                         jax.jit(model.init)(jax.random.key(2), images))
 
-    def loss(params):
-      out, updates = model.apply({**variables, 'params': params}, images, train=True,
-                                 mutable=['batch_stats'], rngs={'dropout': jax.random.key(3)})
-      return total_loss(segmentor_loss(config.model, out, labels)), updates['batch_stats']
+      def loss(params):
+        out, updates = model.apply({**variables, 'params': params}, images, train=True,
+                                   mutable=['batch_stats'], rngs={'dropout': jax.random.key(3)})
+        return total_loss(segmentor_loss(config.model, out, labels)), updates['batch_stats']
 
-    return jax.jit(jax.grad(loss, has_aux=True))(variables['params'])
+      return jax.jit(jax.grad(loss, has_aux=True))(variables['params'])
 
-  plain, remat = grads(config), grads(with_remat)
+    plain, remat = grads(config), grads(with_remat)
   assert jax.tree_util.tree_structure(plain) == jax.tree_util.tree_structure(remat)
-  jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7),
+  assert all(x.dtype == np.float64 for x in jax.tree_util.tree_leaves(plain))
+  jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13),
                          plain, remat)
 
 
