@@ -68,13 +68,10 @@ _SHAPES_KEPT = 32
 
 
 def variable_shapes(config, image_size=(64, 64)):
-  """Shape/dtype tree of the segmentor's variables (no computation); remembered for what
-  ``build_segmentor`` reads of ``config`` (the model, precision and remat)."""
+  """Shape/dtype tree of the segmentor's variables (no computation); remembered per config and
+  ``image_size``."""
   from jseg.models import build_segmentor
-  full = 'model' in config
-  key = ((config.model if full else config).to_json_best_effort(sort_keys=True),
-         config.get('precision') if full else None,
-         config.train.get('remat') if full and 'train' in config else None, tuple(image_size))
+  key = (config.to_json_best_effort(sort_keys=True), tuple(image_size))
   if key not in _SHAPES:
     model = build_segmentor(config)
     _SHAPES[key] = jax.eval_shape(lambda: model.init(jax.random.key(0),

@@ -27,8 +27,9 @@ def pytest_configure(config):
   persistent cache, the same executable, so results are unchanged)."""
   if hasattr(config, 'workerinput'):
     _pin_worker(config.workerinput)
-  if hasattr(config, 'workerinput') or 'JAX_COMPILATION_CACHE_DIR' in os.environ:
-    return  # an xdist worker (it inherits the controller's) or a cache the user chose
+    return  # the cache is the controller's, inherited
+  if 'JAX_COMPILATION_CACHE_DIR' in os.environ:
+    return  # a cache the user chose
   config.jseg_xla_cache = tempfile.mkdtemp(prefix='jseg-tests-xla-')
   os.environ['JAX_COMPILATION_CACHE_DIR'] = config.jseg_xla_cache
 
