@@ -172,8 +172,10 @@ def make_train_step(model, tx, model_cfg, data_cfg=None):
     grads, (losses, batch_stats) = jax.grad(loss_fn, has_aux=True)(state.params)
     grads = scaler.unscale(grads) if scaler else grads
     loss = total_loss(losses)
-    finite = jnp.isfinite(loss) & jnp.all(jnp.asarray(
-        [jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)]))
+    # One reduction over the concatenated gradients: one per leaf took XLA:CPU 4 of a
+    # ResNet-18 step's 18 s to compile.
+    finite = jnp.isfinite(loss) & jnp.all(jnp.isfinite(jnp.concatenate(
+        [g.ravel() for g in jax.tree_util.tree_leaves(grads)])))
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     keep = lambda new, old: jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new, old)
     new_state = state.replace(
