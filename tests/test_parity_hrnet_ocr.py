@@ -4,10 +4,11 @@ import pytest
 import parity
 from parity import EVEN, ODD
 
-# Every backbone width with each method; 19 / 150 / 21 classes; hr48 only at the odd size.
+# Every backbone width with each method; 19 / 150 / 21 classes; the even size on the smallest
+# width only (the heads' resizes are the same code at every width; HRNet-W18 compiles for 50 s).
 CASES = [
     ('hrnet', 'hr18s_512x1024_40k_cityscapes', (ODD, EVEN)),
-    ('hrnet', 'hr18_512x512_80k_ade20k', (ODD, EVEN)),
+    ('hrnet', 'hr18_512x512_80k_ade20k', (ODD,)),
     ('hrnet', 'hr48_512x512_20k_voc12aug', (ODD,)),
     ('ocrnet', 'hr18s_512x512_40k_voc12aug', (ODD, EVEN)),
     ('ocrnet', 'hr48_512x512_160k_ade20k', (ODD,)),

@@ -106,10 +106,12 @@ def test_remat_gives_the_same_gradients_and_statistics(spec):
       parity.one_module_hrnet(config.model, with_remat.model)
     labels = jax.random.randint(jax.random.key(1), (2, 33, 41), 0, config.data.num_classes)
 
+    variables = jax.tree_util.tree_map(  # remat keeps the variable names: one init for both
+        lambda v: v.astype(jnp.float64),
+        jax.jit(build_segmentor(config).init)(jax.random.key(2), images))
+
     def grads(config):
       model = build_segmentor(config)
-      variables = jax.tree_util.tree_map(lambda v: v.astype(jnp.float64),
-                                         jax.jit(model.init)(jax.random.key(2), images))
 
       def loss(params):
         out, updates = model.apply({**variables, 'params': params}, images, train=True,
