@@ -5,7 +5,7 @@ import parity
 from parity import EVEN, ODD
 
 # Every backbone width with each method; 19 / 150 / 21 classes; the even size on the smallest
-# width only (the heads' resizes are the same code at every width; HRNet-W18 compiles for 50 s).
+# width only (the heads' resizes are the same code at every width; HRNet-W18 compiles for 30-50 s).
 CASES = [
     ('hrnet', 'hr18s_512x1024_40k_cityscapes', (ODD, EVEN)),
     ('hrnet', 'hr18_512x512_80k_ade20k', (ODD,)),
