@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import torch
 
+import fast_compile
 import mmseg_ref as ref
 from jseg import config as jconfig
 from jseg.convert import mmseg_key, mmseg_to_jseg
@@ -78,7 +79,7 @@ def pair(method, variant, seed=0, dropout=True, resnet18=False, small_hrnet=Fals
   if not dropout:
     for head in _heads(config.model) + _heads(mm_cfg):
       head.dropout_ratio = 0 if isinstance(head.dropout_ratio, int) else 0.0
-  model = ref.randomize(ref.build_mmseg_model(mm_cfg), seed)
+  model = ref.random_mmseg_model(mm_cfg, seed)
   if not dropout and method == 'ann':
     # MMSeg's ANNHead calls self.dropout unconditionally; it is None at ratio 0.
     model.decode_head.dropout = torch.nn.Identity()
@@ -95,7 +96,7 @@ def mmseg_fcn(config, seed=0):
     head = config.model[name]
     cfg[name].update(in_channels=head.in_channels, channels=head.channels,
                      num_classes=head.num_classes, align_corners=head.align_corners)
-  return ref.randomize(ref.build_mmseg_model(cfg), seed).eval()
+  return ref.random_mmseg_model(cfg, seed).eval()
 
 
 def random_labels(rng, n, h, w, num_classes, all_ignored=()):
@@ -140,7 +141,7 @@ def assert_eval_logits_equal(config, mm, sizes=SIZES):
   mm.eval()
   mm64 = float64(mm)
   variables = mmseg_to_jseg(mm.state_dict(), config)
-  apply = jax.jit(build_segmentor(config).apply)
+  apply = fast_compile.jit(build_segmentor(config).apply)
   rng = np.random.default_rng(0)
   for h, w in sizes:
     x = rng.standard_normal((2, h, w, 3)).astype(np.float32)
@@ -182,8 +183,8 @@ def assert_train_losses_equal(config, mm, all_ignored=(), must_have=(), max_flip
     want = mm.loss(ref.nchw(x), data_samples(labels))
     want64 = mm64.loss(ref.nchw(x).double(), data_samples(labels))
   seg = build_segmentor(config)
-  outputs, updates = jax.jit(lambda v, x: seg.apply(v, x, train=True, mutable=['batch_stats']))(
-      variables, jnp.asarray(x))
+  outputs, updates = fast_compile.jit(
+      lambda v, x: seg.apply(v, x, train=True, mutable=['batch_stats']))(variables, jnp.asarray(x))
   got = segmentor_loss(config.model, outputs, jnp.asarray(labels))
   assert set(got) == set(want)
   assert set(must_have) <= set(got), sorted(got)

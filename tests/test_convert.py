@@ -25,8 +25,8 @@ ROOT = os.path.join(os.path.dirname(__file__), '..')
 
 @pytest.fixture(scope='module')
 def psp_model():
-  return ref.randomize(ref.build_mmseg_model(
-      ref.mmseg_config('pspnet', 'r18-d8_512x1024_80k_cityscapes').model), seed=3)
+  return ref.random_mmseg_model(
+      ref.mmseg_config('pspnet', 'r18-d8_512x1024_80k_cityscapes').model, seed=3)
 
 
 @pytest.fixture(scope='module')

@@ -55,7 +55,7 @@ def _write_folder(root, sizes=(('train', 8), ('val', 4))):
 def test_init_from_mmseg_pth_reinitializes_only_the_classifiers(tmp_path):
   """A 19-class MMSeg FCN .pth into a 5-class model: all but conv_seg equal the file's."""
   method, variant = 'fcn', 'r18-d8_512x1024_80k_cityscapes'
-  mm = ref.randomize(ref.build_mmseg_model(ref.mmseg_config(method, variant).model), seed=3)
+  mm = ref.random_mmseg_model(ref.mmseg_config(method, variant).model, seed=3)
   torch.save({'state_dict': mm.state_dict(), 'meta': {}}, tmp_path / 'cityscapes.pth')
   source = _flat(convert.mmseg_to_jseg(mm.state_dict(), jconfig.load(f'configs/{method}.py:{variant}')))
   config = jconfig.load(f'configs/{method}.py:{variant}')

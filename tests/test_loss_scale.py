@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+import fast_compile
 import mmseg_ref as ref
 import parity
 from jseg import checkpoints, loss_scale, train
@@ -138,7 +139,7 @@ def test_float16_step_is_as_close_to_float64_as_mmseg_amp():
     want[name] = dict(mmseg_to_jseg(model.state_dict(), config, jnp.float64), loss=loss.item())
   config.precision, config.train.loss_scale = 'float16', 512.0
   tx = train.make_optimizer(tc)
-  step = jax.jit(train.make_train_step(build_segmentor(config), tx, config.model))
+  step = fast_compile.jit(train.make_train_step(build_segmentor(config), tx, config.model))
   state, scalars = step(train.init_state(tx, start, loss_scale.from_config(config)),
                         jnp.asarray(x), jnp.asarray(labels), jax.random.key(0))
   ours, amp = _update_error(state.variables, want['64'], start), _update_error(

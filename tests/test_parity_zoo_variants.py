@@ -34,5 +34,5 @@ def test_deeplabv3plus_d16_multigrid_eval_logits_equal_mmseg():
   mm_cfg = ref.mmseg_config(method, variant).model
   assert tuple(mm_cfg.backbone.multi_grid) == (1, 2, 4) and mm_cfg.backbone.depth == 101
   config.model.backbone.depth = mm_cfg.backbone.depth = 50
-  parity.assert_eval_logits_equal(config, ref.randomize(ref.build_mmseg_model(mm_cfg)),
+  parity.assert_eval_logits_equal(config, ref.random_mmseg_model(mm_cfg),
                                   sizes=(parity.ODD,))

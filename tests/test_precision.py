@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import fast_compile
 import parity
 from jseg import config as jconfig
 from jseg.models import build_segmentor, segmentor_loss, total_loss
@@ -108,7 +109,7 @@ def test_remat_gives_the_same_gradients_and_statistics(spec):
 
     variables = jax.tree_util.tree_map(  # remat keeps the variable names: one init for both
         lambda v: v.astype(jnp.float64),
-        jax.jit(build_segmentor(config).init)(jax.random.key(2), images))
+        fast_compile.jit(build_segmentor(config).init)(jax.random.key(2), images))
 
     def grads(config):
       model = build_segmentor(config)
@@ -118,7 +119,7 @@ def test_remat_gives_the_same_gradients_and_statistics(spec):
                                    mutable=['batch_stats'], rngs={'dropout': jax.random.key(3)})
         return total_loss(segmentor_loss(config.model, out, labels)), updates['batch_stats']
 
-      return jax.jit(jax.grad(loss, has_aux=True))(variables['params'])
+      return fast_compile.jit(jax.grad(loss, has_aux=True))(variables['params'])
 
     plain, remat = grads(config), grads(with_remat)
   assert jax.tree_util.tree_structure(plain) == jax.tree_util.tree_structure(remat)
@@ -139,7 +140,7 @@ def test_bfloat16_logits_as_close_to_float32_as_mmseg_autocast():
   HRNet 0.0057 / 0.0056, OCRNet 0.0083 / 0.0092; agreement 0.989 (ANN) to 0.999."""
   done = subprocess.run([sys.executable, os.path.join(HERE, 'bfloat16_agreement.py')],
                         cwd=os.path.join(HERE, '..'), capture_output=True, text=True, timeout=1200,
-                        env=dict(os.environ, XLA_FLAGS='--xla_allow_excess_precision=false'))
+                        env=fast_compile.env(XLA_FLAGS='--xla_allow_excess_precision=false'))
   assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
   rows = {line.split()[0]: tuple(map(float, line.split()[1:]))
           for line in done.stdout.splitlines() if line.count(' ') == 4}

@@ -38,7 +38,7 @@ def _imagenet_file(path, method, variant, seed=0):
   state_dict (keys relative to the backbone; torch's OrderedDict with its ``_metadata``) plus the
   classifier; returns the state_dict. torchvision's files (MMSeg's ``ResNet``) hold the bare
   state_dict, open-mmlab's wrap it."""
-  mm = ref.randomize(ref.build_mmseg_model(ref.mmseg_config(method, variant).model), seed)
+  mm = ref.random_mmseg_model(ref.mmseg_config(method, variant).model, seed)
   sd = mm.backbone.state_dict()
   assert sd._metadata  # read weights-only by jseg.convert.load_pth
   g = torch.Generator().manual_seed(seed)
@@ -92,7 +92,7 @@ def test_prefixed_file_loads_as_mmseg_pretrained_init_cfg(tmp_path):
   mm_cfg = ref.mmseg_config(method, variant)
   assert mm_cfg.model.backbone.init_cfg.prefix == 'backbone.'
   path = tmp_path / 'segmentor.pth'
-  sd = ref.randomize(ref.build_mmseg_model(mm_cfg.model), seed=3).state_dict()
+  sd = ref.random_mmseg_model(mm_cfg.model, seed=3).state_dict()
   assert any(k.startswith('decode_head.') for k in sd)
   torch.save({'state_dict': sd, 'meta': {}}, path)
   mm = ref.build_mmseg_model(mm_cfg.model, pretrained=str(path))

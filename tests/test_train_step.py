@@ -50,7 +50,7 @@ def test_one_sgd_step_equals_mmseg_with_torch_sgd():
   state = train.TrainState(step=jnp.zeros((), jnp.int32), params=before['params'],
                            batch_stats=before['batch_stats'],
                            opt_state=tx.init(before['params']))
-  step = jax.jit(train.make_train_step(model, tx, config.model))
+  step = fast_compile.jit(train.make_train_step(model, tx, config.model))
   state, scalars = step(state, jnp.asarray(x), jnp.asarray(labels), jax.random.key(0))
   # The updates (new - old), not the parameters: "both barely moved" must not pass. The
   # yardstick is MMSeg's worst float32 deviation, as in parity.assert_train_losses_equal.

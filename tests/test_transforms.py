@@ -5,7 +5,6 @@ Each deterministic core is compared with MMSeg's transform given the same draws:
 of MMSeg's ``np.random`` calls. The whole pipelines (with SegDataPreProcessor's
 normalize + pad) are compared end to end with MMSeg seeded through ``np.random.seed``.
 """
-import copy
 
 import cv2
 import numpy as np
