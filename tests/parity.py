@@ -242,7 +242,7 @@ def displacement_errors(got, want, start, floor=1e-10):
           for p in w}
 
 
-def assert_sgd_trajectory_equal(config, mm, iterations=5, size=(65, 81), tol=1e-8):
+def assert_sgd_trajectory_equal(config, mm, iterations=3, size=(65, 81), tol=1e-8):
   """``iterations`` SGD steps (the whole poly schedule of a run that long) in float64 on both
   sides from MMSeg's ``init_weights()``, a new batch each step: jseg's jitted
   ``train.make_train_step`` against MMSeg's loss with torch SGD and mmengine's PolyLR. The loss of every step and the displacement of every

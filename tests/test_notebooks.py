@@ -6,12 +6,15 @@ import nbclient
 import nbformat
 import pytest
 
+import fast_compile
+
 NOTEBOOKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'notebooks')
 
 
 def _run(name, monkeypatch, tmp_path, **env):
   for key, value in dict(JSEG_NOTEBOOK_SMOKE='1', JSEG_DATA=str(tmp_path / 'data'),
-                         JSEG_NOTEBOOK_WORKDIR=str(tmp_path / 'work'), **env).items():
+                         JSEG_NOTEBOOK_WORKDIR=str(tmp_path / 'work'),
+                         XLA_FLAGS=fast_compile.env()['XLA_FLAGS'], **env).items():
     monkeypatch.setenv(key, value)  # the kernel inherits the environment
   nb = nbformat.read(os.path.join(NOTEBOOKS, name), as_version=4)
   nbclient.NotebookClient(nb, timeout=600, kernel_name='python3',
