@@ -14,15 +14,16 @@ keep ratio, RandomCrop 512x1024 cat_max_ratio 0.75, RandomFlip 0.5, PhotoMetricD
   kept (the least disturbed by other work). Both draw the same scales, crops, flips and
   distortions: per image, jseg's transforms get a ``RandomState`` of the seed that MMSeg's
   global ``np.random.seed`` gets, which replays MMSeg's draws (``jseg.data.transforms``).
-  jseg: the data set prepared from the files (``python -m jseg.data.prepare cityscapes``,
-  stored as the PNG bytes in array_record), each record read and decoded (``cv2.imdecode``,
-  with its label checks) then ``train_pipeline(normalize=False)``: what training runs on the
-  host (uint8 out, normalized on the device). MMSeg: its own config's ``train_pipeline``
+  jseg: the data set prepared from the files (``python -m jseg.data.prepare cityscapes``) in
+  both storages, 'encoded' (the PNG bytes in array_record, decoded with ``cv2.imdecode``) and
+  'raw' (``--storage=raw``: the decoded pixels), each record read (with its label checks) then
+  ``train_pipeline(normalize=False)``: what training runs on the host (uint8 out, normalized on
+  the device). MMSeg: its own config's ``train_pipeline``
   (LoadImageFromFile, LoadAnnotations, RandomResize, RandomCrop, RandomFlip,
   PhotoMetricDistortion, PackSegInputs) built with mmengine's ``Compose`` as its data set does,
   reading the same PNG files (it too normalizes in its data preprocessor, on the GPU).
-- **loader**: ``jseg.data.loader.train_batches`` at batch ``--batch``, in its default 4 threads
-  and in ``--processes`` worker processes (``data.worker_processes``; OpenCV's own threads as
+- **loader**: ``jseg.data.loader.train_batches`` at batch ``--batch``, per storage, in its
+  default 4 threads and in ``--processes`` worker processes (``data.worker_processes``; OpenCV's own threads as
   in training): images per second over the ``--loader_batches`` batches after the first
   (startup excluded), and that rate per core used (workers, at most the machine's cores).
 """
@@ -130,15 +131,19 @@ def loader_rate(config, data_dir: str, batches: int, threads: int = THREADS,
     it.close()
 
 
+STORAGE_ROWS = {'encoded': 'record read + PNG decode + transforms',
+                'raw': 'raw storage: record read + transforms'}
+
+
 def markdown(result: dict) -> str:
   cores = result['cores']
-  rows = [('jseg train pipeline (record read + decode + transforms)', '1 thread',
-           result['jseg_per_core'], 1),
-          ('MMSeg train pipeline (LoadImageFromFile ... PackSegInputs)', '1 thread',
-           result['mmseg_per_core'], 1)]
+  rows = [(f'jseg train pipeline ({STORAGE_ROWS[storage]})', '1 thread', rate, 1)
+          for storage, rate in result['jseg_per_core'].items()]
+  rows.append(('MMSeg train pipeline (LoadImageFromFile ... PackSegInputs)', '1 thread',
+               result['mmseg_per_core'], 1))
   for row in result['loader']:
     used = min(row['workers'], cores)
-    rows.append((f'jseg loader (train_batches, batch {result["batch"]})',
+    rows.append((f'jseg loader (train_batches, batch {result["batch"]}, {row["storage"]})',
                  f'{row["workers"]} {row["kind"]}', row['img_per_s'], used))
   lines = [f'Measured {result["date"]} by `python benchmarks/data_pipeline.py` '
            f'(--files={result["files"]} --reps={result["reps"]} --batch={result["batch"]} '
@@ -147,14 +152,18 @@ def markdown(result: dict) -> str:
            f'{result["load"][0]:.2f} at the start, {result["load"][1]:.2f} at the end',
            f'- {result["files"]} synthetic 2048x1024 PNG pairs ({result["png_mb"]:.1f} MB per '
            f'image); {result["config"]}; opencv {cv2.__version__}, mmsegmentation '
-           f'{result["mmseg"]}', '',
+           f'{result["mmseg"]}',
+           '- Record size per sample (image + label): ' + ', '.join(
+               f'{storage} {mb:.1f} MB' for storage, mb in result['record_mb'].items()), '',
            '| pipeline | workers | img/s | img/s per core | ms/img per core |',
            '|---|---|---:|---:|---:|']
   for name, workers, rate, used in rows:
     lines.append(f'| {name} | {workers} | {rate:.2f} | {rate / used:.2f} | '
                  f'{1e3 * used / rate:.0f} |')
-  ratio = result['jseg_per_core'] / result['mmseg_per_core']
-  lines += ['', f'jseg / MMSeg images per second per core: **{ratio:.2f}**']
+  lines.append('')
+  for storage, rate in result['jseg_per_core'].items():
+    lines.append(f'- jseg ({storage} storage) / MMSeg images per second per core: '
+                 f'**{rate / result["mmseg_per_core"]:.2f}**')
   return '\n'.join(lines) + '\n'
 
 
@@ -175,22 +184,30 @@ def main():
   load = [os.getloadavg()[0]]
   with tempfile.TemporaryDirectory(prefix='jseg-data-bench-') as tmp:
     paths = write_files(os.path.join(tmp, 'files'), args.files)
-    data_dir = os.path.join(tmp, 'data')
-    prepare.prepare('cityscapes', source=os.path.join(tmp, 'files'), data_dir=data_dir)
-    rates = per_core({'jseg': jseg_epoch(config, data_dir), 'mmseg': mmseg_epoch(paths)},
-                     args.reps, args.files)
-    rows = [dict(kind='threads', workers=THREADS,
-                 img_per_s=loader_rate(config, data_dir, args.loader_batches)),
-            dict(kind='processes', workers=args.processes,
+    data_dirs = {storage: os.path.join(tmp, storage) for storage in STORAGE_ROWS}
+    for storage, data_dir in data_dirs.items():
+      prepare.prepare('cityscapes', source=os.path.join(tmp, 'files'), data_dir=data_dir,
+                      storage=storage)
+    rates = per_core({**{storage: jseg_epoch(config, data_dir)
+                         for storage, data_dir in data_dirs.items()},
+                      'mmseg': mmseg_epoch(paths)}, args.reps, args.files)
+    rows = [dict(storage=storage, kind=kind, workers=workers,
                  img_per_s=loader_rate(config, data_dir, args.loader_batches,
-                                       processes=args.processes))]
+                                       processes=workers if kind == 'processes' else 0))
+            for storage, data_dir in data_dirs.items()
+            for kind, workers in (('threads', THREADS), ('processes', args.processes))]
     png_mb = np.mean([os.path.getsize(p) for p, _ in paths]) / 1e6
+    record_mb = {storage: sum(os.path.getsize(os.path.join(root, f))
+                              for root, _, files in os.walk(data_dir) for f in files
+                              if '.array_record' in f) / 1e6 / (args.files + 1)
+                 for storage, data_dir in data_dirs.items()}
   load.append(os.getloadavg()[0])
   result = dict(date=datetime.date.today().isoformat(), cpu=compare_mmseg.cpu_model(),
                 cores=os.cpu_count(), load=load, files=args.files, reps=args.reps,
                 batch=args.batch, loader_batches=args.loader_batches, processes=args.processes,
-                png_mb=png_mb, config=f'{METHOD}_{VARIANT}',
-                mmseg=importlib.metadata.version('mmsegmentation'), jseg_per_core=rates['jseg'],
+                png_mb=png_mb, record_mb=record_mb, config=f'{METHOD}_{VARIANT}',
+                mmseg=importlib.metadata.version('mmsegmentation'),
+                jseg_per_core={storage: rates[storage] for storage in STORAGE_ROWS},
                 mmseg_per_core=rates['mmseg'], loader=rows)
   table = markdown(result)
   print(table)

@@ -12,7 +12,7 @@ import pytest
 from jseg import config as jconfig
 from jseg import train
 from jseg.data import builder, datasets, loader, prepare, transforms
-from jseg.data.sources import DataError
+from jseg.data.sources import DataError, encode_npy
 from test_data import H, W, _fake_ade, _png
 
 
@@ -62,6 +62,13 @@ def _label_png(values, shape=(40, 40)):
      'size mismatch: image is 40x40 (WxH) but its label is 41x40'),
     (dict(label=_png(np.zeros((40, 40, 3), np.uint8))),
      'label has shape (40, 40, 3): expected a single-channel map of class ids'),
+    # 'raw' storage (.npy bytes)
+    (dict(image=encode_npy(np.zeros((40, 40, 3), np.uint8))[:-1]), 'unreadable image'),
+    (dict(image=encode_npy(np.zeros((40, 40), np.uint8))), 'unreadable image'),
+    (dict(image=encode_npy(np.zeros((40, 40, 3), np.float32))), 'unreadable image'),
+    (dict(label=encode_npy(np.zeros((40, 40), np.uint8))[:-1]), 'unreadable label'),
+    (dict(label=encode_npy(np.full((40, 40), 9, np.uint8))),
+     'label has values [9] outside 0..5 and ignore 255'),
 ])
 def test_corrupted_record_names_the_record(prepared_synthetic, tmp_path, change, problem):
   out = _copy(prepared_synthetic, tmp_path)
@@ -153,6 +160,32 @@ def test_eval_samples_raise_the_record_error(prepared_synthetic, tmp_path):
   with pytest.raises(DataError) as e:
     next(samples)
   assert str(e.value) == 'synthetic val record 1 (val_00001): unreadable image'
+
+
+def test_raw_storage_reads_as_the_files_do(tmp_path):
+  """``--storage=raw`` (decoded pixels as .npy): every sample, and the train pipeline's output
+  for the same draws, equal the encoded data set's bit for bit (JPEG images, as ADE20K has)."""
+  source = str(_fake_ade(tmp_path))
+  encoded, raw = str(tmp_path / 'encoded'), str(tmp_path / 'raw')
+  prepare.prepare('ade20k', source, encoded)
+  assert prepare.main(['ade20k', f'--source={source}', f'--out={raw}', '--storage=raw']) == 0
+  assert datasets._tfds_builder('ade20k', raw).info.metadata['storage'] == 'raw'
+  config = jconfig.load('configs/fcn.py:r50-d8_512x512_80k_ade20k')
+  config.data.crop_size = (24, 32)
+  pipeline = transforms.train_pipeline(config.data, normalize=False)
+  for split in ('train', 'val'):
+    a, b = datasets.open_split('ade20k', split, encoded), datasets.open_split('ade20k', split, raw)
+    assert len(a) == len(b) == 3
+    for i in range(3):
+      x, y = a[i], b[i]
+      assert x['name'] == y['name'] and y['img'].dtype == y['gt_seg_map'].dtype == np.uint8
+      np.testing.assert_array_equal(x['img'], y['img'])
+      np.testing.assert_array_equal(x['gt_seg_map'], y['gt_seg_map'])
+      x, y = (pipeline(s, np.random.default_rng(i)) for s in (x, y))
+      np.testing.assert_array_equal(x['img'], y['img'])
+      np.testing.assert_array_equal(x['gt_seg_map'], y['gt_seg_map'])
+  with pytest.raises(DataError, match=r"^storage 'png': expected one of encoded, raw$"):
+    prepare.prepare('ade20k', source, str(tmp_path / 'x'), storage='png')
 
 
 def test_reduce_zero_label_data_set_checks_raw_labels(tmp_path):

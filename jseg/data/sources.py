@@ -141,6 +141,13 @@ def decode_label(data: bytes, where: str) -> np.ndarray:
   return label
 
 
+def encode_npy(array: np.ndarray) -> bytes:
+  """``array`` as the bytes of a .npy file: stored raw, it is read back without decoding."""
+  buf = io.BytesIO()
+  np.save(buf, array, allow_pickle=False)
+  return buf.getvalue()
+
+
 def encode_png(array: np.ndarray) -> bytes:
   ok, buf = cv2.imencode('.png', array)
   if not ok:
