@@ -11,7 +11,7 @@ float64 only, so the bfloat16 policy is untouched):
   convolution. A dilation ``d`` becomes ``d * d`` interleaved undilated problems by a
   reshape (no gather).
 - depthwise 3x3 convolutions as the sum of the 9 shifted inputs times their per-channel
-  weights.
+  weights, with their own gradient (the same sums).
 - 1x1 convolutions as one (pixels x channels) matrix product.
 - the other 3x3 convolutions on large maps keep XLA's convolution forward and for the input
   gradient; their kernel gradient (XLA:CPU: a convolution with an output-sized window, slow
@@ -106,20 +106,57 @@ def winograd_conv3x3(x: jax.Array, w: jax.Array, padding: int, dilation: int = 1
   return y.reshape(n, 2 * d * th, 2 * d * tw, -1)[:, :ho, :wo]
 
 
+def _pad_hw(x: jax.Array, padding: int) -> jax.Array:
+  """``x`` (NHWC) padded with zeros by ``padding`` on each side of H and W (< 0 crops), written
+  out once (the barrier): the 9 windows then read it instead of each redoing the pad."""
+  return lax.optimization_barrier(lax.pad(x, jnp.zeros((), x.dtype), [
+      (0, 0, 0), (padding, padding, 0), (padding, padding, 0), (0, 0, 0)]))
+
+
+def _taps(xp: jax.Array, ho: int, wo: int, d: int):
+  """The 9 (i, j, window of padded ``xp`` at (i d, j d) of size ho x wo)."""
+  return [(i, j, xp[:, i * d:i * d + ho, j * d:j * d + wo]) for i in range(3) for j in range(3)]
+
+
+def _depthwise_taps_sum(xp: jax.Array, w: jax.Array, ho: int, wo: int, d: int) -> jax.Array:
+  out = None
+  for i, j, window in _taps(xp, ho, wo, d):
+    out = window * w[i, j, 0] if out is None else out + window * w[i, j, 0]
+  return out
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def depthwise_conv3x3(x: jax.Array, w: jax.Array, padding: int, dilation: int = 1) -> jax.Array:
   """Depthwise 3x3 stride-1 convolution of NHWC ``x`` with HWIO ``w`` (3, 3, 1, C): the sum
-  of the 9 shifted inputs times their per-channel weights."""
+  of the 9 shifted inputs times their per-channel weights.
+
+  Its own gradient, so that training keeps only ``x`` (autodiff of the sum kept the 9
+  shifted inputs for the kernel gradient, each a pad-and-slice pass that redid its producer:
+  DeepLabV3+ R-50-D8's train step at 2 x 256 x 512 took 9.05 s, 7.22 s with this). The input
+  gradient is the same sum over the output gradient with the kernel flipped; the kernel
+  gradient 9 per-channel sums of window x output gradient.
+  """
   _, h, wd, _ = x.shape
   d = dilation
-  ho, wo = h + 2 * padding - 2 * d, wd + 2 * padding - 2 * d
-  xp = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-  w = w.astype(x.dtype)
-  out = xp[:, :ho, :wo] * w[0, 0, 0]
-  for i in range(3):
-    for j in range(3):
-      if i or j:
-        out = out + xp[:, i * d:i * d + ho, j * d:j * d + wo] * w[i, j, 0]
-  return out
+  return _depthwise_taps_sum(_pad_hw(x, padding), w.astype(x.dtype),
+                             h + 2 * padding - 2 * d, wd + 2 * padding - 2 * d, d)
+
+
+def _depthwise_fwd(x, w, padding, dilation):
+  return depthwise_conv3x3(x, w, padding, dilation), (x, w)
+
+
+def _depthwise_bwd(padding, d, residuals, g):
+  x, w = residuals
+  _, h, wd, _ = x.shape
+  ho, wo = g.shape[1:3]
+  dx = _depthwise_taps_sum(_pad_hw(g, 2 * d - padding), w[::-1, ::-1].astype(g.dtype), h, wd, d)
+  dw = jnp.stack([jnp.sum(window * g, axis=(0, 1, 2))
+                  for _, _, window in _taps(_pad_hw(x, padding), ho, wo, d)])
+  return dx, dw.reshape(w.shape).astype(w.dtype)
+
+
+depthwise_conv3x3.defvjp(_depthwise_fwd, _depthwise_bwd)
 
 
 def pointwise_conv(x: jax.Array, w: jax.Array, stride: int = 1, precision=None) -> jax.Array:
