@@ -39,7 +39,13 @@ from jseg.models import build_segmentor
 
 # A typical original image (h, w) of each data set: MMSeg's benchmark runs over the val set;
 # Cityscapes' images are all 1024x2048, ADE20K's and VOC's vary (these are common sizes).
+# test data set -> the usual (h, w) of its images (the aerial sets: the tiles prepare writes).
+# Mapillary's and a folder data set's sizes vary: pass ``original_size`` (--benchmark_size).
 ORIGINAL_SIZE = {'cityscapes': (1024, 2048), 'ade20k': (512, 683), 'voc12aug': (375, 500),
+                 'pascal_context': (375, 500), 'pascal_context_59': (375, 500),
+                 'coco_stuff10k': (480, 640), 'coco_stuff164k': (480, 640),
+                 'loveda': (1024, 1024), 'potsdam': (512, 512), 'vaihingen': (512, 512),
+                 'isaid': (896, 896), 'dark_zurich': (1080, 1920), 'night_driving': (1080, 1920),
                  'synthetic': (64, 64)}
 WARMUP = 5  # MMSeg's num_warmup
 
@@ -53,11 +59,22 @@ def parse_size(spec: str) -> Tuple[int, int]:
   return h, w
 
 
+def original_image_size(config, original_size: Optional[Sequence[int]] = None
+                        ) -> Tuple[int, int]:
+  """``original_size``, else the usual (h, w) of the test data set's images."""
+  if original_size:
+    return tuple(original_size)
+  if config.data.test_dataset not in ORIGINAL_SIZE:
+    raise ValueError(f'no usual image size for data set {config.data.test_dataset!r}: give '
+                     'one, e.g. --benchmark_size=1080x1920')
+  return ORIGINAL_SIZE[config.data.test_dataset]
+
+
 def test_input_size(config, original_size: Optional[Sequence[int]] = None) -> Tuple[int, int]:
   """(h, w) of the network input for an ``original_size`` image: keep-ratio resize into
   ``data.test_img_scale`` (mmcv's ``rescale_size``, as the test pipeline)."""
   from jseg.data.transforms import rescale_size
-  h, w = original_size or ORIGINAL_SIZE[config.data.test_dataset]
+  h, w = original_image_size(config, original_size)
   (nw, nh), _ = rescale_size((w, h), tuple(config.data.test_img_scale))
   return nh, nw
 
@@ -170,7 +187,7 @@ def inference_benchmark(config, variables=None, num_images: int = 200, warmup: i
   if variables is None:
     variables = random_variables(model, config, seed)
   variables = jax.device_put(variables, device)
-  out_size = tuple(original_size or ORIGINAL_SIZE[config.data.test_dataset])
+  out_size = original_image_size(config, original_size)
   in_size = test_input_size(config, out_size)
   predict = make_predict_fn(model, config.test, output_align_corners(config))
   segment = jax.jit(lambda v, x: jnp.argmax(predict(v, x, out_size), axis=-1))

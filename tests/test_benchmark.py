@@ -58,6 +58,11 @@ def test_test_input_size_follows_the_test_pipeline():
   assert benchmark.test_input_size(cityscapes, (512, 1024)) == (1024, 2048)
   ade = jconfig.load('configs/fcn.py:r50-d8_512x512_80k_ade20k')
   assert benchmark.test_input_size(ade, (375, 500)) == (512, 683)
+  context = jconfig.load('configs/fcn.py:r101-d8_480x480_40k_pascal_context')
+  assert benchmark.test_input_size(context) == (390, 520)  # a 375x500 VOC2010 image
+  mapillary = jconfig.load('configs/deeplabv3plus.py:r50-d8_1280x1280_300k_mapillary_v1_65')
+  with pytest.raises(ValueError, match=r"'mapillary_v1_65': give one, e.g. --benchmark_size="):
+    benchmark.test_input_size(mapillary)
   assert benchmark.parse_size('1024x2048') == (1024, 2048)
   with pytest.raises(ValueError, match='HxW'):
     benchmark.parse_size('1024')
