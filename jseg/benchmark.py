@@ -37,10 +37,10 @@ from jseg import train as jtrain
 from jseg.inference import make_predict_fn, output_align_corners
 from jseg.models import build_segmentor
 
-# A typical original image (h, w) of each data set: MMSeg's benchmark runs over the val set;
-# Cityscapes' images are all 1024x2048, ADE20K's and VOC's vary (these are common sizes).
-# test data set -> the usual (h, w) of its images (the aerial sets: the tiles prepare writes).
-# Mapillary's and a folder data set's sizes vary: pass ``original_size`` (--benchmark_size).
+# A typical original image (h, w) of each test data set: MMSeg's benchmark runs over the val
+# set; Cityscapes' images are all 1024x2048, the others' vary (these are common sizes; the aerial
+# sets: the tiles prepare writes). Mapillary's and a folder data set's sizes vary too much:
+# pass ``original_size`` (--benchmark_size).
 ORIGINAL_SIZE = {'cityscapes': (1024, 2048), 'ade20k': (512, 683), 'voc12aug': (375, 500),
                  'pascal_context': (375, 500), 'pascal_context_59': (375, 500),
                  'coco_stuff10k': (480, 640), 'coco_stuff164k': (480, 640),

@@ -14,7 +14,6 @@ Images come back exactly as ``cv2.imread`` of the user's file gives them (and so
 """
 import dataclasses
 import importlib
-import io
 import os
 from typing import Optional, Tuple
 
@@ -23,7 +22,7 @@ from google.protobuf import message as protobuf_message
 import numpy as np
 
 from jseg.data import builder
-from jseg.data.sources import DataError, imdecode
+from jseg.data.sources import DataError, decode_stored
 
 # name -> (module, --source example for messages)
 BUILDERS = {
@@ -123,17 +122,6 @@ def dataset_info(name: str, data_dir: Optional[str] = None) -> DatasetInfo:
   return _stored_info(name, _tfds_builder(name, data_dir))
 
 
-def _stored_array(data: bytes, flags: int) -> Optional[np.ndarray]:
-  """A record's image or label: the array of .npy bytes ('raw' storage), else ``cv2.imdecode``
-  with ``flags``; None where it does not read."""
-  if data[:6] == b'\x93NUMPY':
-    try:
-      return np.load(io.BytesIO(data), allow_pickle=False)
-    except ValueError:
-      return None
-  return imdecode(data, flags)
-
-
 class SegmentationSource:
   """Random access to one split: ``len(src)``, ``src[i]`` -> dict(img, gt_seg_map, name).
 
@@ -165,10 +153,10 @@ class SegmentationSource:
     name = record['name']
     name = name.decode('utf-8') if isinstance(name, bytes) else name
     where += f' ({name})'
-    img = _stored_array(record['image'], cv2.IMREAD_COLOR)
+    img = decode_stored(record['image'], cv2.IMREAD_COLOR)
     if img is None or img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
       raise DataError(f'{where}: unreadable image')
-    label = _stored_array(record['label'], cv2.IMREAD_UNCHANGED)
+    label = decode_stored(record['label'], cv2.IMREAD_UNCHANGED)
     problem = ('unreadable label' if label is None else
                builder.label_problem(img.shape, label, self.num_labels))
     if problem:

@@ -148,6 +148,17 @@ def encode_npy(array: np.ndarray) -> bytes:
   return buf.getvalue()
 
 
+def decode_stored(data: bytes, flags: int) -> Optional[np.ndarray]:
+  """A record's image or label: the array of :func:`encode_npy` bytes ('raw' storage), else
+  :func:`imdecode` with ``flags``; None where it does not read."""
+  if data[:6] == b'\x93NUMPY':
+    try:
+      return np.load(io.BytesIO(data), allow_pickle=False)
+    except ValueError:
+      return None
+  return imdecode(data, flags)
+
+
 def encode_png(array: np.ndarray) -> bytes:
   ok, buf = cv2.imencode('.png', array)
   if not ok:
