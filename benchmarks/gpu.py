@@ -13,6 +13,7 @@ by its budget (or its machine) keeps what it measured, and ``--resume`` skips wh
 
     python benchmarks/gpu.py --json=gpu.json --markdown=gpu.md [--budget_s=540] [--resume]
     python benchmarks/gpu.py --smoke --json=/tmp/smoke.json   # CPU check: 3 jobs, tiny, R-18
+    python benchmarks/gpu.py --jobs=memory/fcn,inference --json=part.json   # some jobs only
 
 It installs nothing. Peak device memory is the process's peak so far (``memory_stats``), so
 it is given once at the end; per job, XLA's memory analysis of the compiled executable.
@@ -101,13 +102,20 @@ def main():
                       help='no job starts after this many seconds')
   parser.add_argument('--resume', action='store_true', help='skip the jobs already in --json')
   parser.add_argument('--smoke', action='store_true', help='tiny sizes, R-18 FCN (CPU check)')
+  parser.add_argument('--jobs', default='',
+                      help='comma-separated prefixes of the job ids to run (default: every job), '
+                      'e.g. memory,train/pspnet-r101 (several processes can share the work)')
   args = parser.parse_args()
+  prefixes = [p for p in args.jobs.split(',') if p]
+  selected = [j for j in jobs(args.smoke) if not prefixes or j[0].startswith(tuple(prefixes))]
+  if not selected:
+    parser.error(f'--jobs={args.jobs} selects none of: {", ".join(j[0] for j in jobs(args.smoke))}')
   start = time.perf_counter()
   results = dict(device=benchmark.device_description(), jax=jax.__version__, jobs={})
   if args.resume and os.path.exists(args.json):
     with open(args.json) as f:
       results['jobs'] = json.load(f)['jobs']
-  for job, *spec in jobs(args.smoke):
+  for job, *spec in selected:
     if job in results['jobs']:
       continue
     elapsed = time.perf_counter() - start

@@ -70,20 +70,28 @@ def test_test_input_size_follows_the_test_pipeline():
 
 def test_gpu_script_smoke_and_train_step_memory_arguments(tmp_path):
   """benchmarks/gpu.py --smoke on the CPU: its three kinds of job (train, memory, inference)
-  measured and tabulated. The memory job compiles the step from shapes: its arguments are
+  measured and tabulated, in two runs (``--jobs``, then ``--resume``). The memory job compiles the step from shapes: its arguments are
   exactly the train state (float32 parameters, SGD's momentum, BN statistics, counts) and the
   batch, also in bfloat16."""
   import jax  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
   from jseg.models import build_segmentor  # pylint: disable=import-outside-toplevel
-  out = tmp_path / 'gpu.json'
-  done = subprocess.run([sys.executable, os.path.join(ROOT, 'benchmarks', 'gpu.py'), '--smoke',
-                         f'--json={out}', f'--markdown={tmp_path / "gpu.md"}'], cwd=ROOT,
-                        capture_output=True, text=True, timeout=900, env=fast_compile.env())
+  out, script = tmp_path / 'gpu.json', os.path.join(ROOT, 'benchmarks', 'gpu.py')
+
+  def gpu(*args):
+    return subprocess.run([sys.executable, script, '--smoke', f'--json={out}', *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=900, env=fast_compile.env())
+
+  done = gpu('--jobs=memory')  # a part of the list, then the rest: --resume keeps what is there
+  assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+  assert list(json.loads(out.read_text())['jobs']) == ['memory/fcn/bfloat16/blocks']
+  done = gpu('--resume', f'--markdown={tmp_path / "gpu.md"}')
   assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
   jobs = json.loads(out.read_text())['jobs']
-  assert list(jobs) == ['train/fcn/bfloat16', 'memory/fcn/bfloat16/blocks',
+  assert list(jobs) == ['memory/fcn/bfloat16/blocks', 'train/fcn/bfloat16',
                         'inference/fcn/float32'], jobs
+  done = gpu('--jobs=nope')
+  assert done.returncode == 2 and 'selects none of: train/fcn/bfloat16' in done.stderr, done.stderr
   assert jobs['train/fcn/bfloat16']['img_per_s'] > 0 and jobs['inference/fcn/float32']['fps'] > 0
   table = (tmp_path / 'gpu.md').read_text()
   assert all(f'| {job} |' in table for job in jobs) and 'error' not in table
