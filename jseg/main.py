@@ -11,6 +11,8 @@ Any config value can be overridden: ``--config.train.iterations=1000``.
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from jseg import malloc_tunables
+
 config_flags.DEFINE_config_file('config', None, 'config file[:variant]', lock_config=True)
 flags.DEFINE_string('workdir', None, 'directory for checkpoints, logs and pictures')
 flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'predict', 'benchmark'], 'what to do')
@@ -114,4 +116,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  malloc_tunables.reexec_with_hugetlb()
   app.run(main)
