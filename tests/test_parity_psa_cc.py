@@ -7,7 +7,7 @@ import torch
 
 import mmseg_ref as ref
 import parity
-from psamask_ref import psa_mask as ref_psa_mask
+from psamask_ref import psa_mask as ref_psa_mask, psa_mask_indexed as ref_psa_mask_indexed
 from jseg.models import build_segmentor
 from jseg.models.heads import CCHead, PSAHead
 from jseg.models.heads.cc import CrissCrossAttention
@@ -34,11 +34,21 @@ SIZES = {'ccnet': parity.SIZES, 'psanet': parity.SIZES + ((72, 80),)}
                                             ((97, 97), (7, 9)), ((3, 3), (1, 1))])
 @pytest.mark.parametrize('psa_type', ['collect', 'distribute'])
 def test_psa_mask_equals_mmcv_kernel(psa_type, mask_size, feat):
+  """jseg's psa_mask, and the reference MMSeg's indexed stand-in (forward and gradient), equal
+  the transcribed kernel."""
   rng = np.random.default_rng(0)
   x = rng.standard_normal((2, *feat, mask_size[0] * mask_size[1])).astype(np.float32)
-  want = ref.nhwc(ref_psa_mask(ref.nchw(x), 0 if psa_type == 'collect' else 1, mask_size))
+  kind = 0 if psa_type == 'collect' else 1
+  want = ref_psa_mask(ref.nchw(x), kind, mask_size)
   got = np.asarray(jax.jit(psa_mask, static_argnums=(1, 2))(jnp.asarray(x), psa_type, mask_size))
-  np.testing.assert_array_equal(got, want)
+  np.testing.assert_array_equal(got, ref.nhwc(want))
+  x_loop, x_indexed = (ref.nchw(x).requires_grad_() for _ in range(2))
+  weights = torch.from_numpy(rng.standard_normal(want.shape).astype(np.float32))
+  indexed = ref_psa_mask_indexed(x_indexed, kind, mask_size)
+  np.testing.assert_array_equal(indexed.detach().numpy(), want.numpy())
+  (ref_psa_mask(x_loop, kind, mask_size) * weights).sum().backward()
+  (indexed * weights).sum().backward()
+  np.testing.assert_array_equal(x_indexed.grad.numpy(), x_loop.grad.numpy())
 
 
 HEAD_OPTIONS = [
