@@ -161,3 +161,23 @@ def test_model_with_the_rewrites_equals_mmseg(monkeypatch):
                       lambda *a: picked.append(original(*a)) or picked[-1])
   parity.assert_eval_logits_equal(*parity.pair(*parity.FCN_R18), sizes=((385, 513),))
   assert picked.count('winograd') == 5 and 'pointwise' in picked, picked
+
+
+def test_materialized_is_exact_and_cuts_fusion(monkeypatch):
+  """``materialized(x)`` is ``x`` bit for bit (a NaN first element, -0.0, infinities) with ``x``'s
+  gradient, under a conditional on the CPU (what stops XLA's fusion), and ``x`` itself where
+  the rewrites are off."""
+  x = jnp.asarray([[np.nan, -0.0, np.inf], [-np.inf, 1e-45, -3.5]], jnp.float32)
+  for v in (x, x.at[0, 0].set(2.0)):
+    got = jax.jit(cpu_conv.materialized)(v)
+    np.testing.assert_array_equal(np.asarray(got).view(np.uint32), np.asarray(v).view(np.uint32))
+  w = random((4, 5), jnp.float32, 0)
+  grad = jax.grad(lambda v: jnp.sum(cpu_conv.materialized(v * 3.0) * w))(
+      random((4, 5), jnp.float32, 1))
+  np.testing.assert_array_equal(grad, w * 3.0)
+
+  def hlo():  # a fresh function: a new trace
+    return jax.jit(lambda v: cpu_conv.materialized(v)).lower(w).compile().as_text()
+  assert 'conditional' in hlo()
+  monkeypatch.setenv('JSEG_CPU_CONV', '0')
+  assert 'conditional' not in hlo()

@@ -5,6 +5,7 @@ from typing import Optional, Sequence
 import flax.linen as nn
 import jax
 
+from jseg.models import cpu_conv
 from jseg.models.layers import BatchNorm, conv2d
 
 ARCH_SETTINGS = {18: ('basic', (2, 2, 2, 2)), 34: ('basic', (3, 4, 6, 3)),
@@ -34,7 +35,7 @@ class BasicBlock(nn.Module):
     out = BatchNorm(scale_init=_last_bn_init(self.zero_init_residual), name='bn2')(out, train)
     if self.downsample:
       identity = Downsample(self.planes, self.stride, name='downsample')(x, train)
-    return nn.relu(out + identity)
+    return cpu_conv.materialized(nn.relu(out + identity))
 
 
 class Bottleneck(nn.Module):
@@ -57,7 +58,7 @@ class Bottleneck(nn.Module):
     out = BatchNorm(scale_init=_last_bn_init(self.zero_init_residual), name='bn3')(out, train)
     if self.downsample:
       identity = Downsample(self.planes * 4, self.stride, name='downsample')(x, train)
-    return nn.relu(out + identity)
+    return cpu_conv.materialized(nn.relu(out + identity))
 
 
 class Downsample(nn.Module):
