@@ -61,11 +61,12 @@ def test_depthwise_equals_convolution_float64(h, w, padding, dilation):
       lambda x, k: reference(x, k, padding, dilation, groups=6), (2, h, w, 6), (3, 3, 1, 6))
 
 
-@pytest.mark.parametrize('h, w, stride', [(13, 17, 1), (13, 17, 2), (8, 10, 2)])
-def test_pointwise_equals_convolution_float64(h, w, stride):
+@pytest.mark.parametrize('h, w, stride, padding', [(13, 17, 1, 0), (13, 17, 2, 0), (8, 10, 2, 0),
+                                                   (9, 11, 1, 1), (7, 6, 1, 2)])
+def test_pointwise_equals_convolution_float64(h, w, stride, padding):
   assert_equal_float64(
-      lambda x, k: cpu_conv.pointwise_conv(x, k, stride, HIGHEST),
-      lambda x, k: reference(x, k, 0, 1, stride=stride), (2, h, w, 5), (1, 1, 5, 4))
+      lambda x, k: cpu_conv.pointwise_conv(x, k, stride, HIGHEST, padding),
+      lambda x, k: reference(x, k, padding, 1, stride=stride), (2, h, w, 5), (1, 1, 5, 4))
 
 
 @pytest.mark.parametrize('h, w, padding, dilation, stride', [
@@ -129,7 +130,8 @@ def test_dispatch(monkeypatch):
   assert conv((16, 8, 8, 64), 64, 3, padding=2, dilation=2) is None  # the quick start's
   assert conv((1, 64, 128, 2048), 512, 1) == 'pointwise'
   assert conv((1, 63, 127, 64), 256, 1, stride=2) == 'pointwise'
-  assert conv((1, 64, 128, 512), 512, 1, padding=1) is None  # PSANet's padded projection
+  assert conv((1, 64, 128, 512), 512, 1, padding=1) == 'pointwise'  # PSANet's projection
+  assert conv((1, 64, 128, 512), 512, 1, padding=1, stride=2) is None
   assert conv((1, 64, 128, 2048), 512, 3, padding=1, stride=2) is None
   assert conv((2, 512, 1024, 64), 64, 3, padding=1, stride=(1, 2)) is None
   assert conv((1, 64, 128, 2048), 512, 3, padding=1, dtype=jnp.bfloat16) is None
