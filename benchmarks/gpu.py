@@ -106,10 +106,10 @@ def main():
                       help='comma-separated prefixes of the job ids to run (default: every job), '
                       'e.g. memory,train/pspnet-r101 (several processes can share the work)')
   args = parser.parse_args()
-  prefixes = [p for p in args.jobs.split(',') if p]
-  selected = [j for j in jobs(args.smoke) if not prefixes or j[0].startswith(tuple(prefixes))]
+  prefixes, every = tuple(p for p in args.jobs.split(',') if p), jobs(args.smoke)
+  selected = [j for j in every if not prefixes or j[0].startswith(prefixes)]
   if not selected:
-    parser.error(f'--jobs={args.jobs} selects none of: {", ".join(j[0] for j in jobs(args.smoke))}')
+    parser.error(f'--jobs={args.jobs} selects none of: {", ".join(j[0] for j in every)}')
   start = time.perf_counter()
   results = dict(device=benchmark.device_description(), jax=jax.__version__, jobs={})
   if args.resume and os.path.exists(args.json):

@@ -11,7 +11,7 @@ is.
 """
 import os
 import sys
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Mapping, Optional
 
 TUNABLE = 'glibc.malloc.hugetlb'
 
@@ -36,8 +36,7 @@ def tunables_to_set(environ: Mapping[str, str], glibc: Optional[tuple]) -> Optio
   return ':'.join(t for t in (current, f'{TUNABLE}=1') if t)
 
 
-def reexec_with_hugetlb(argv: Optional[Sequence[str]] = None,
-                        execve: Callable = os.execve) -> None:
+def reexec_with_hugetlb() -> None:
   """Replaces this process by the same command with the tunable set, where it applies (the
   module docstring); returns where it does not."""
   tunables = tunables_to_set(os.environ, glibc_version())
@@ -45,5 +44,4 @@ def reexec_with_hugetlb(argv: Optional[Sequence[str]] = None,
     return
   sys.stdout.flush()
   sys.stderr.flush()
-  execve(sys.executable, list(argv or sys.orig_argv),
-         {**os.environ, 'GLIBC_TUNABLES': tunables})
+  os.execve(sys.executable, sys.orig_argv, {**os.environ, 'GLIBC_TUNABLES': tunables})

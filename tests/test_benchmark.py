@@ -70,9 +70,9 @@ def test_test_input_size_follows_the_test_pipeline():
 
 def test_gpu_script_smoke_and_train_step_memory_arguments(tmp_path):
   """benchmarks/gpu.py --smoke on the CPU: its three kinds of job (train, memory, inference)
-  measured and tabulated, in two runs (``--jobs``, then ``--resume``). The memory job compiles the step from shapes: its arguments are
-  exactly the train state (float32 parameters, SGD's momentum, BN statistics, counts) and the
-  batch, also in bfloat16."""
+  measured and tabulated, in two runs (``--jobs``, then ``--resume``). The memory job compiles
+  the step from shapes: its arguments are exactly the train state (float32 parameters, SGD's
+  momentum, BN statistics, counts) and the batch, also in bfloat16."""
   import jax  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
   from jseg.models import build_segmentor  # pylint: disable=import-outside-toplevel
