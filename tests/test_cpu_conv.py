@@ -125,6 +125,11 @@ def test_dispatch(monkeypatch):
   assert conv((1, 64, 64, 2048), 512, 3, padding=1) == 'winograd'
   assert conv((2, 64, 128, 256), 256, 3, padding=2, dilation=2) == 'tap_grad'  # < 512 channels
   assert conv((2, 64, 128, 128), 128, 3, padding=1) is None  # XLA's kernel gradient is as fast
+  assert conv((2, 128, 256, 270), 512, 3, padding=1) == 'tap_grad'  # OCRNet's bottleneck
+  assert conv((2, 128, 256, 128), 128, 3, padding=1) == 'tap_grad'
+  assert conv((2, 64, 128, 256), 256, 3, padding=1) == 'tap_grad'
+  assert conv((2, 128, 256, 64), 64, 3, padding=1) is None  # ResNet's layer1
+  assert conv((2, 128, 256, 256), 18, 3, padding=1) is None  # HRNet's transition1
   assert conv((2, 256, 512, 32), 64, 3, padding=1) == 'tap_grad'
   assert conv((2, 511, 1023, 3), 32, 3, padding=1, stride=2) == 'tap_grad'
   assert conv((16, 8, 8, 64), 64, 3, padding=2, dilation=2) is None  # the quick start's

@@ -13,10 +13,10 @@ float64 only, so the bfloat16 policy is untouched):
 - depthwise 3x3 convolutions as the sum of the 9 shifted inputs times their per-channel
   weights, with their own gradient (the same sums).
 - 1x1 convolutions as one (pixels x channels) matrix product (zero-padded first if padded).
-- the other 3x3 convolutions on large maps keep XLA's convolution forward and for the input
-  gradient; their kernel gradient (XLA:CPU: a convolution with an output-sized window, slow
-  for dilated kernels and few channels) becomes 9 matrix products, one per tap: shifted
-  input^T @ output gradient.
+- the other 3x3 convolutions on large maps (or wide ones on mid-sized maps) keep XLA's
+  convolution forward and for the input gradient; their kernel gradient (XLA:CPU: a
+  convolution with an output-sized window, slow for large maps, dilated kernels and many
+  channels) becomes 9 matrix products, one per tap: shifted input^T @ output gradient.
 
 And :func:`materialized` makes XLA:CPU write a residual block's output once instead of
 recomputing it in every consumer (HRNet W18's train step 2.6x faster).
@@ -43,8 +43,13 @@ WINOGRAD_MIN_PIXELS = 4096
 # The tap-product kernel gradient pays from this many output pixels (N x H x W) on, or from
 # the second number on at a dilation > 1 (2 cores: 32 -> 64 channels at 2 x 256 x 512 0.56x
 # XLA's time, 256 -> 256 at dilation 2 and 2 x 64 x 128 0.60x; 128 -> 128 undilated at
-# 2 x 64 x 128 1.3x and the quick start's small maps 1.1-1.6x, so XLA keeps those).
+# 2 x 64 x 128 1.3x and the quick start's small maps 1.1-1.6x, so XLA keeps those) ...
 TAP_GRAD_MIN_PIXELS, TAP_GRAD_MIN_PIXELS_DILATED = 131072, 16384
+# ... and undilated from (pixels, input x output channels) on: XLA:CPU's kernel gradient slows
+# with the map and the channels (fwd + bwd at 2 x 128 x 256: 270 -> 512, OCRNet's bottleneck,
+# 0.44x XLA's time, 128 -> 128 0.53x, 64 -> 64 1.55x, 256 -> 18 1.6x; at 2 x 64 x 128:
+# 270 -> 512 0.75x, 256 -> 256 0.91x, 128 -> 128 1.28x).
+TAP_GRAD_MIN_PIXELS_WIDE = ((65536, 128 * 128), (16384, 256 * 256))
 
 
 def enabled() -> bool:
@@ -265,6 +270,8 @@ def rewrite_for(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
       and winograd_waste(lhs.shape[1], lhs.shape[2], pad, d[0]) <= WINOGRAD_MAX_TILE_WASTE):
     return 'winograd'
   if pixels >= (TAP_GRAD_MIN_PIXELS if d[0] == 1 else TAP_GRAD_MIN_PIXELS_DILATED):
+    return 'tap_grad'
+  if any(pixels >= p and c * rhs.shape[-1] >= co for p, co in TAP_GRAD_MIN_PIXELS_WIDE):
     return 'tap_grad'
   return None
 
