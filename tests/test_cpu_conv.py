@@ -188,3 +188,15 @@ def test_materialized_is_exact_and_cuts_fusion(monkeypatch):
   assert 'conditional' in hlo()
   monkeypatch.setenv('JSEG_CPU_CONV', '0')
   assert 'conditional' not in hlo()
+
+
+def test_materialized_pad_keeps_its_conditional():
+  """``materialized(x, pad)``: the padded ``x`` exactly, still under a conditional after XLA's
+  simplification (a predicate read from the zero pad's first element was folded away, and the
+  depthwise convolution's 9 windows each redid the pad)."""
+  x = random((2, 5, 7, 3), jnp.float32, 0)
+  pad = lambda v: jnp.pad(v, ((0, 0), (1, 1), (1, 1), (0, 0)))  # noqa: E731
+  np.testing.assert_array_equal(jax.jit(cpu_conv.materialized, static_argnums=1)(x, pad), pad(x))
+  k = random((3, 3, 1, 3), jnp.float32, 1)
+  text = jax.jit(lambda x: cpu_conv.depthwise_conv3x3(x, k, 1, 1)).lower(x).compile().as_text()
+  assert ' conditional(' in text

@@ -57,8 +57,8 @@ def enabled() -> bool:
   return jax.default_backend() == 'cpu' and os.environ.get('JSEG_CPU_CONV', '1') != '0'
 
 
-def materialized(x: jax.Array) -> jax.Array:
-  """``x``, written to memory once on the CPU (elsewhere ``x`` itself).
+def materialized(x: jax.Array, fn=lambda v: v) -> jax.Array:
+  """``fn(x)`` (default ``x``), written to memory once on the CPU (elsewhere ``fn(x)`` itself).
 
   XLA:CPU's fusion recomputes cheap elementwise producers inside every consumer. On a residual
   stream that chains back through every block: the backward's transposing copies of HRNet's
@@ -66,12 +66,14 @@ def materialized(x: jax.Array) -> jax.Array:
   W18's 28 thread-seconds per train step at 2 x 512 x 1024; with this at each block's output
   the step took 7.6 s instead of 19.9). An optimization barrier does not stop that on the CPU
   (XLA removes it before fusion); a conditional does, as fusion does not cross it. Both
-  branches return ``x`` exactly (``x * 1`` only for a NaN first element).
+  branches return ``fn(x)`` exactly (of ``x * 1`` only for a NaN first element). The predicate
+  reads ``x``, not ``fn(x)``: a zero pad's constant first element would let XLA fold it and
+  drop the conditional.
   """
   if not enabled():
-    return x
+    return fn(x)
   first = x.reshape(-1)[0]
-  return lax.cond(first == first, lambda v: v, lambda v: v * 1, x)
+  return lax.cond(first == first, fn, lambda v: fn(v * 1), x)
 
 
 def _bt(r0, r1, r2, r3):
@@ -134,7 +136,7 @@ def winograd_conv3x3(x: jax.Array, w: jax.Array, padding: int, dilation: int = 1
 def _pad_hw(x: jax.Array, padding: int) -> jax.Array:
   """``x`` (NHWC) padded with zeros by ``padding`` on each side of H and W (< 0 crops), written
   out once (:func:`materialized`): the 9 windows then read it instead of each redoing the pad."""
-  return materialized(lax.pad(x, jnp.zeros((), x.dtype), [
+  return materialized(x, lambda v: lax.pad(v, jnp.zeros((), v.dtype), [
       (0, 0, 0), (padding, padding, 0), (padding, padding, 0), (0, 0, 0)]))
 
 
