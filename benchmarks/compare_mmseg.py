@@ -19,6 +19,11 @@ timed repetitions. Jobs (``--jobs``, default both):
   config's data preprocessor normalizing the same uint8 batch. Dropout is off in both (its
   random masks cannot match), so that the first step's losses can be compared.
 
+The script restarts itself once with jseg's glibc malloc tunables (:mod:`jseg.malloc_tunables`,
+as ``python -m jseg.main`` does), so both frameworks, in the one process, reuse freed memory
+instead of faulting their temporaries in anew at every step; ``JSEG_MALLOC_TUNABLES=0`` runs both
+at glibc's defaults.
+
 FLOPs are XLA's cost analysis of jseg's compiled forward or step (multiply-add = 2 FLOPs);
 achieved GFLOP/s of both frameworks divide those FLOPs by their time, next to the machine's
 fp32 matmul rate (a large ``jnp`` matmul, the ceiling).
@@ -53,6 +58,7 @@ from mmengine.optim import build_optim_wrapper  # noqa: E402
 
 from jseg import benchmark  # noqa: E402
 from jseg import config as jconfig  # noqa: E402
+from jseg import malloc_tunables  # noqa: E402
 from jseg import train as jtrain  # noqa: E402
 from jseg.convert import mmseg_to_jseg  # noqa: E402
 from jseg.models import build_segmentor  # noqa: E402
@@ -304,7 +310,8 @@ def markdown(job: str, rows, rates, args, elapsed_s: float, loads) -> str:
       f'average {loads[0]} at the start, {loads[1]} at the end (other work on the machine '
       'slows both frameworks; compare the ratios, not the times, across runs)',
       f'- jax {jax.__version__} ({jax.default_backend()}), torch {torch.__version__} '
-      f'({torch.get_num_threads()} threads), mmsegmentation {ref.mmseg.__version__}',
+      f'({torch.get_num_threads()} threads), mmsegmentation {ref.mmseg.__version__}; '
+      f'GLIBC_TUNABLES={os.environ.get("GLIBC_TUNABLES", "")!r} (one process: the same for both)',
       work,
       f'- fp32 matmul ceiling: jnp {ceiling:.0f} GFLOP/s at {rates["n"]}x{rates["n"]} at the '
       f'start (torch {rates["torch"]:.0f} GFLOP/s); "ceil" is the best rate of a 2048x2048 jnp '
@@ -422,10 +429,12 @@ def main():
                      platform=platform.platform(), jax=jax.__version__,
                      backend=jax.default_backend(), torch=torch.__version__,
                      torch_threads=torch.get_num_threads(), mmseg=ref.mmseg.__version__,
+                     glibc_tunables=os.environ.get('GLIBC_TUNABLES', ''),
                      input=list(args.size), train_batch=args.train_batch, warmup=args.warmup,
                      reps=args.reps, matmul=rates, **results), f, indent=2)
     print(f'wrote {args.json}')
 
 
 if __name__ == '__main__':
+  malloc_tunables.reexec_with_tunables()
   main()

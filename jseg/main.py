@@ -116,5 +116,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  malloc_tunables.reexec_with_hugetlb()
+  malloc_tunables.reexec_with_tunables()
   app.run(main)

@@ -1,19 +1,22 @@
-"""Huge pages for XLA:CPU's temporaries: ``python -m jseg.main`` restarts itself once with
-``GLIBC_TUNABLES=glibc.malloc.hugetlb=1``.
+"""glibc malloc tunables for XLA:CPU: ``python -m jseg.main`` restarts itself once with them.
 
-XLA:CPU allocates a step's temporaries afresh every step, and glibc maps each block over 32 MB
-anew, so every step touches its working set page by page (DeepLabV3+ R-50-D8 at batch 2 of
-256x512: ~980k minor page faults per step). With the tunable, glibc asks for transparent huge
-pages on those maps (34k faults; the 512x1024 step 41 -> 32 s, docs/benchmark.md). glibc reads
-its tunables at start only, hence the restart; values are unchanged. ``JSEG_MALLOC_HUGETLB=0``,
-a ``glibc.malloc.hugetlb`` already set, another C library or glibc < 2.35 leave the process as it
-is.
+XLA:CPU allocates an execution's temporaries as one block afresh at every execution, from a
+worker thread, and glibc's default gives such a block its own ``mmap`` and ``munmap``s it when
+freed, so every train step faults its gigabytes of temporaries in anew, page by page: 4.0M
+minor faults per DeepLabV3+ R-50-D8 step at batch 2 of 512x1024, ~12 of its 36 s. The tunables
+(``TUNABLES``) keep freed memory for the next step instead: one arena (a worker thread's own
+arena cannot grow past 64 MB and would fall back to ``mmap``), no ``mmap`` and no trimming of
+the heap. The step then faults nothing and took 24 s. The cost:
+the process keeps its peak heap until it exits. glibc reads its tunables at start only, hence
+the restart; values are unchanged. A tunable the user has set keeps its value;
+``JSEG_MALLOC_TUNABLES=0``, another C library or glibc < 2.35 leave the process as it is.
 """
 import os
 import sys
 from typing import Mapping, Optional
 
-TUNABLE = 'glibc.malloc.hugetlb'
+TUNABLES = {'glibc.malloc.arena_max': '1', 'glibc.malloc.mmap_max': '0',
+            'glibc.malloc.trim_threshold': str(1 << 40)}
 
 
 def glibc_version() -> Optional[tuple]:
@@ -26,19 +29,19 @@ def glibc_version() -> Optional[tuple]:
 
 
 def tunables_to_set(environ: Mapping[str, str], glibc: Optional[tuple]) -> Optional[str]:
-  """The GLIBC_TUNABLES value with the huge-page tunable added, or None when nothing is to be
-  done (opted out, already set, not glibc >= 2.35)."""
-  current = environ.get('GLIBC_TUNABLES', '')
-  if environ.get('JSEG_MALLOC_HUGETLB', '1') == '0' or TUNABLE in current:
+  """The GLIBC_TUNABLES value with ``TUNABLES`` added where the user has not set them, or None
+  when nothing is to be done (opted out, all set, not glibc >= 2.35)."""
+  if environ.get('JSEG_MALLOC_TUNABLES', '1') == '0' or glibc is None or glibc < (2, 35):
     return None
-  if glibc is None or glibc < (2, 35):
-    return None
-  return ':'.join(t for t in (current, f'{TUNABLE}=1') if t)
+  current = [t for t in environ.get('GLIBC_TUNABLES', '').split(':') if t]
+  named = {t.split('=')[0] for t in current}
+  added = [f'{name}={value}' for name, value in TUNABLES.items() if name not in named]
+  return ':'.join(current + added) if added else None
 
 
-def reexec_with_hugetlb() -> None:
-  """Replaces this process by the same command with the tunable set, where it applies (the
-  module docstring); returns where it does not."""
+def reexec_with_tunables() -> None:
+  """Replaces this process by the same command with the tunables set, where they apply (the
+  module docstring); returns where they do not."""
   tunables = tunables_to_set(os.environ, glibc_version())
   if tunables is None:
     return
