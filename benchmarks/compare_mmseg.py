@@ -17,12 +17,13 @@ timed repetitions. Jobs (``--jobs``, default both):
   uint8 batch as its loader ships it (normalized inside the step); MMSeg: ``model.train_step(data,
   optim_wrapper)``, the optimizer built by mmengine from the config's ``optim_wrapper``, the
   config's data preprocessor normalizing the same uint8 batch. Dropout is off in both (its
-  random masks cannot match), so that the first step's losses can be compared.
+  random masks cannot match), so that the first step's losses can be compared. jseg's steps
+  run first, then MMSeg's (``back_to_back``).
 
 The script restarts itself once with jseg's glibc malloc tunables (:mod:`jseg.malloc_tunables`,
 as ``python -m jseg.main`` does), so both frameworks, in the one process, reuse freed memory
-instead of faulting their temporaries in anew at every step; ``JSEG_MALLOC_TUNABLES=0`` runs both
-at glibc's defaults.
+instead of faulting their temporaries in anew at every step (the train job returns the heap to
+the system between the frameworks); ``JSEG_MALLOC_TUNABLES=0`` runs both at glibc's defaults.
 
 FLOPs are XLA's cost analysis of jseg's compiled forward or step (multiply-add = 2 FLOPs);
 achieved GFLOP/s of both frameworks divide those FLOPs by their time, next to the machine's
@@ -36,6 +37,7 @@ fp32 matmul rate (a large ``jnp`` matmul, the ceiling).
 Needs the test extra (torch, mmengine, mmcv-lite, mmsegmentation); see README.md.
 """
 import argparse
+import ctypes
 import datetime
 import gc
 import json
@@ -171,6 +173,34 @@ def alternate(run_jseg, run_mmseg, warmup: int, reps: int) -> dict:
               mmseg_all=mmseg_t.tolist(), load=load_average())
 
 
+def release_heap() -> None:
+  """Returns the free memory of glibc's heap to the system (``malloc_trim``; nothing elsewhere)."""
+  try:
+    ctypes.CDLL(None).malloc_trim(0)
+  except (OSError, AttributeError):
+    pass
+
+
+def back_to_back(run_jseg, run_mmseg, warmup: int, reps: int) -> dict:
+  """``alternate``'s times, but each framework's ``warmup`` and ``reps`` runs back to back, the
+  heap it kept (the malloc tunables) returned to the system before the other's. One process
+  cannot keep both frameworks' train-step peaks on a 24 GB machine: alternating steps under the
+  tunables ran out of memory at R-101-D8. Each framework's timed steps reuse the heap of its
+  warm-up, as in a training run."""
+  run_matmul, matmul_gflop = jnp_matmul(2048)
+  times = []
+  for fn in (run_jseg, run_mmseg):
+    release_heap()
+    timed(fn, warmup, 0)
+    times.append(np.asarray([pause_then_time(fn) for _ in range(reps)]))
+  release_heap()
+  jseg_t, mmseg_t = times
+  matmul_t = timed(run_matmul, 1, reps)
+  return dict(ceiling=matmul_gflop / matmul_t.min(), jseg_s=float(jseg_t.min()),
+              mmseg_s=float(mmseg_t.min()), jseg_all=jseg_t.tolist(),
+              mmseg_all=mmseg_t.tolist(), load=load_average())
+
+
 def compare(method: str, variant: str, size, warmup: int, reps: int, seed: int = 0) -> dict:
   """Times the forward of one method in jseg and MMSeg on the same weights and input
   (``alternate``)."""
@@ -210,7 +240,7 @@ def compare(method: str, variant: str, size, warmup: int, reps: int, seed: int =
 def compare_train(method: str, variant: str, size, warmup: int, reps: int, batch: int = 2,
                   seed: int = 0) -> dict:
   """Times one training step of one method in jseg and MMSeg from the same weights on the same
-  batch (``alternate``); ``loss_rel_err``: each loss term of the first step, jseg against
+  batch (``back_to_back``); ``loss_rel_err``: each loss term of the first step, jseg against
   MMSeg, ``rel_err`` the largest."""
   h, w = size
   config, mm = parity.pair(method, variant, seed, dropout=False)
@@ -238,7 +268,7 @@ def compare_train(method: str, variant: str, size, warmup: int, reps: int, batch
   def run_mmseg():
     first.setdefault('mmseg', mm.train_step(data, optim_wrapper))
 
-  times = alternate(run_jseg, run_mmseg, warmup, reps)
+  times = back_to_back(run_jseg, run_mmseg, warmup, reps)
   got = {k: float(v) for k, v in first['jseg'].items()}
   want = {k: float(v.detach()) for k, v in first['mmseg'].items() if not k.endswith('acc_seg')}
   errs = {k: ref.rel_err(got[k], v) for k, v in want.items()}
@@ -294,7 +324,8 @@ def markdown(job: str, rows, rates, args, elapsed_s: float, loads) -> str:
     what, err = 'train step', 'the largest |jseg - MMSeg| / |MMSeg| of the first step\'s losses'
     work = (f'- Train step, batch {args.train_batch} of {h}x{w} random images (uint8) and labels '
             f'(20% ignored), fp32; {args.warmup} warm-up + {args.reps} timed steps each, '
-            'alternating between the frameworks, the fastest shown. Work timed: forward in train '
+            'jseg\'s then MMSeg\'s, glibc\'s free heap returned to the system between them, '
+            'the fastest shown. Work timed: forward in train '
             'mode, the config\'s losses (decode + auxiliary heads), backward, the config\'s SGD '
             'update (momentum, weight decay), BN statistics update; jseg: `jseg.train`\'s jitted '
             'train step (state donated) on one device, the uint8 batch normalized inside it; '
