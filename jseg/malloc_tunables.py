@@ -6,10 +6,10 @@ freed, so every train step faults its gigabytes of temporaries in anew, page by 
 minor faults per DeepLabV3+ R-50-D8 step at batch 2 of 512x1024, ~12 of its 36 s. The tunables
 (``TUNABLES``) keep freed memory for the next step instead: one arena (a worker thread's own
 arena cannot grow past 64 MB and would fall back to ``mmap``), no ``mmap`` and no trimming of
-the heap. The step then faults nothing and took 24 s. The cost:
-the process keeps its peak heap until it exits. glibc reads its tunables at start only, hence
-the restart; values are unchanged. A tunable the user has set keeps its value;
-``JSEG_MALLOC_TUNABLES=0``, another C library or glibc < 2.35 leave the process as it is.
+the heap. The step then faults nothing and took 24 s. The cost: the process keeps its peak heap
+until it exits. glibc reads its tunables at start only, hence the restart; values are
+unchanged. A tunable the user has set keeps its value; ``JSEG_MALLOC_TUNABLES=0``, another C
+library or glibc < 2.35 leave the process as it is.
 """
 import os
 import sys
