@@ -168,9 +168,13 @@ def alternate(run_jseg, run_mmseg, warmup: int, reps: int) -> dict:
     timed(fn, warmup, 0)
   jseg_t, mmseg_t, matmul_t = (np.asarray(t) for t in zip(*[
       [pause_then_time(fn) for fn in fns] for _ in range(reps)]))
-  return dict(ceiling=matmul_gflop / matmul_t.min(), jseg_s=float(jseg_t.min()),
-              mmseg_s=float(mmseg_t.min()), jseg_all=jseg_t.tolist(),
-              mmseg_all=mmseg_t.tolist(), load=load_average())
+  return summary(jseg_t, mmseg_t, matmul_gflop / matmul_t.min())
+
+
+def summary(jseg_t, mmseg_t, ceiling: float) -> dict:
+  """A row's times: the fastest and all of each framework's, the ceiling, the load now."""
+  return dict(ceiling=ceiling, jseg_s=float(jseg_t.min()), mmseg_s=float(mmseg_t.min()),
+              jseg_all=jseg_t.tolist(), mmseg_all=mmseg_t.tolist(), load=load_average())
 
 
 def release_heap() -> None:
@@ -194,11 +198,7 @@ def back_to_back(run_jseg, run_mmseg, warmup: int, reps: int) -> dict:
     timed(fn, warmup, 0)
     times.append(np.asarray([pause_then_time(fn) for _ in range(reps)]))
   release_heap()
-  jseg_t, mmseg_t = times
-  matmul_t = timed(run_matmul, 1, reps)
-  return dict(ceiling=matmul_gflop / matmul_t.min(), jseg_s=float(jseg_t.min()),
-              mmseg_s=float(mmseg_t.min()), jseg_all=jseg_t.tolist(),
-              mmseg_all=mmseg_t.tolist(), load=load_average())
+  return summary(*times, matmul_gflop / timed(run_matmul, 1, reps).min())
 
 
 def compare(method: str, variant: str, size, warmup: int, reps: int, seed: int = 0) -> dict:
