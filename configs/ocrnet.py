@@ -19,6 +19,38 @@ VARIANTS = HRNET_VARIANTS + list(RESNET_VARIANTS)
 DEFAULT = 'hr48_512x1024_160k_cityscapes'
 
 
+# MMSeg's published weights of these variants (jseg.zoo): the DATE_TIME-HASH of the checkpoint's
+# file name, or its whole URL where the file is not named after the variant.
+WEIGHTS = {
+    'hr18s_512x1024_40k_cityscapes':
+        ('https://download.openmmlab.com/mmsegmentation/v0.5/ocrnet/ocrnet_hr18s_4xb2-40k_cityscapes-512x1024/'
+         'ocrnet_hr18s_4xb2-40k_cityscapes-512x1024_20230227_145026-6c052a14.pth'),
+    'hr18s_512x1024_80k_cityscapes': '20200601_222735-55979e63',
+    'hr18s_512x1024_160k_cityscapes': '20200602_191005-f4a7af28',
+    'hr18s_512x512_80k_ade20k': '20200615_055600-e80b62af',
+    'hr18s_512x512_160k_ade20k': '20200615_184505-8e913058',
+    'hr18s_512x512_20k_voc12aug': '20200617_233913-02b04fcb',
+    'hr18s_512x512_40k_voc12aug': '20200614_002025-42b587ac',
+    'hr18_512x1024_40k_cityscapes': '20200601_033320-401c5bdd',
+    'hr18_512x1024_80k_cityscapes': '20200614_230521-c2e1dd4a',
+    'hr18_512x1024_160k_cityscapes': '20200602_191001-b9172d0c',
+    'hr18_512x512_80k_ade20k': '20200615_053157-d173d83b',
+    'hr18_512x512_160k_ade20k': '20200615_200940-d8fcd9d1',
+    'hr18_512x512_20k_voc12aug': '20200617_233932-8954cbb7',
+    'hr18_512x512_40k_voc12aug': '20200614_015958-714302be',
+    'hr48_512x1024_40k_cityscapes': '20200601_033336-55b32491',
+    'hr48_512x1024_80k_cityscapes': '20200601_222752-9076bcdf',
+    'hr48_512x1024_160k_cityscapes': '20200602_191037-dfbf1b0c',
+    'hr48_512x512_80k_ade20k': '20200615_021518-d168c2d1',
+    'hr48_512x512_160k_ade20k': '20200615_184705-a073726d',
+    'hr48_512x512_20k_voc12aug': '20200617_233932-9e82080a',
+    'hr48_512x512_40k_voc12aug': '20200614_015958-255bc5ce',
+    'r101-d8_512x1024_40k_b8_cityscapes': '20200717_110721-02ac0f13',
+    'r101-d8_512x1024_40k_b16_cityscapes': '20200723_193726-db500f80',
+    'r101-d8_512x1024_80k_b16_cityscapes': '20200723_192421-78688424',
+}
+
+
 def get_config(arg=None):
   arg = arg or DEFAULT
   if arg in RESNET_VARIANTS:

@@ -52,18 +52,18 @@ def init_segmentor(config_or_spec, checkpoint: Optional[str] = None, seed: int =
 
   ``checkpoint``: an MMSeg ``.pth`` file (converted), an orbax directory (jseg's
   ``save_variables`` / ``jseg.convert``'s output, or a training state) or a training
-  workdir (its best checkpoint): :func:`jseg.checkpoints.load_variables`. Without one,
+  workdir (its best checkpoint), or ``'zoo'``: MMSeg's published weights of the config
+  (:mod:`jseg.zoo`); :func:`jseg.weights.load_variables`. Without one,
   the weights are random (``seed``). A checkpoint that does not fit the config raises
   ValueError naming the offending keys.
   """
-  from jseg import checkpoints
-  from jseg import models
+  from jseg import models, weights
   config = jconfig.resolve_num_classes(_load_config(config_or_spec))
   model = models.build_segmentor(config)
   if checkpoint is None:
     variables = models.init_variables(model, jax.random.key(seed))
   else:
-    variables = checkpoints.load_variables(config, checkpoint)
+    variables = weights.load_variables(config, checkpoint)
   variables = {'params': variables['params'], 'batch_stats': variables['batch_stats']}
   align_corners = inference.output_align_corners(config)
   return Segmentor(model, variables, config,

@@ -1,5 +1,5 @@
-"""Model variables on disk: orbax directories (atomic: a killed save leaves no partial
-checkpoint), training workdirs and MMSeg ``.pth`` files, read by one path for every mode."""
+"""Orbax checkpoints on disk: model variables (atomic: a killed save leaves no partial
+checkpoint), training workdirs (their best checkpoint, their config) and full-disk errors."""
 import contextlib
 import errno
 import json
@@ -8,8 +8,6 @@ import re
 
 import flax
 import jax
-import jax.numpy as jnp
-import numpy as np
 import orbax.checkpoint as ocp
 
 
@@ -41,45 +39,6 @@ def best_checkpoint(workdir: str) -> str:
   if not steps:
     raise FileNotFoundError(f'no checkpoint in {root}: train first, or pass --checkpoint')
   return os.path.join(root, str(max(steps)), 'default')
-
-
-def resolve(source: str) -> str:
-  """The file or orbax directory that ``source`` names: a ``.pth``, an orbax checkpoint, or a
-  training workdir (its best checkpoint)."""
-  source = os.fspath(source)
-  if os.path.isdir(os.path.join(source, 'checkpoints')):
-    return best_checkpoint(source)
-  if not os.path.exists(source):
-    raise FileNotFoundError(f'no checkpoint, workdir or .pth file at {source}')
-  return source
-
-
-def check_variables(variables, config, source: str = 'checkpoint') -> None:
-  """Raises ValueError naming the missing, unexpected and wrongly shaped variables
-  of ``variables`` for ``config``'s model (e.g. a checkpoint of another architecture)."""
-  from jseg.convert import listing, variable_shapes
-  want = flax.traverse_util.flatten_dict(flax.core.unfreeze(variable_shapes(config)), sep='/')
-  got = flax.traverse_util.flatten_dict(flax.core.unfreeze(dict(variables)), sep='/')
-  missing = [k for k in want if k not in got]
-  unexpected = [k for k in got if k not in want]
-  wrong = [f'{k} has {tuple(np.shape(got[k]))}, needs {tuple(want[k].shape)}'
-           for k in want if k in got and tuple(np.shape(got[k])) != tuple(want[k].shape)]
-  errors = [f'{what} variables: {listing(keys)}' for what, keys in
-            (('missing', missing), ('unexpected', unexpected), ('wrongly shaped', wrong)) if keys]
-  if errors:
-    raise ValueError(f'{source} does not fit {config.name}:\n  ' + '\n  '.join(errors))
-
-
-def load_variables(config, source: str) -> dict:
-  """``{'params', 'batch_stats'}`` of ``config``'s model from ``source`` (see :func:`resolve`),
-  every variable present with its shape: anything else raises ValueError naming the keys."""
-  from jseg import convert
-  path = resolve(source)
-  if path.endswith('.pth'):
-    return convert.mmseg_to_jseg(convert.load_pth(path), config)
-  variables = restore_variables(path)
-  check_variables(variables, config, f'checkpoint {path}')
-  return jax.tree_util.tree_map(jnp.asarray, variables)
 
 
 # What a resumed run may change: its schedule, evaluation, the (already loaded) ImageNet file and

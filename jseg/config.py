@@ -477,7 +477,7 @@ def resolve_num_classes(config, data_dir=None) -> ml_collections.ConfigDict:
   return config
 
 
-def _module(path: str, spec: str):
+def config_module(path: str, spec: str):
   if not os.path.isfile(path):
     raise FileNotFoundError(f'config file {path!r} does not exist (from spec {spec!r})')
   module_spec = importlib.util.spec_from_file_location(
@@ -489,12 +489,12 @@ def _module(path: str, spec: str):
 
 def config_variants(path: str) -> Tuple[str, ...]:
   """The variant names that config file ``path`` accepts."""
-  return tuple(_module(path, path).VARIANTS)
+  return tuple(config_module(path, path).VARIANTS)
 
 
 def load(spec: str) -> ml_collections.ConfigDict:
   """Loads ``PATH[:VARIANT]`` and returns the locked ConfigDict."""
   path, _, arg = spec.partition(':')
-  config = _module(path, spec).get_config(arg or None)
+  config = config_module(path, spec).get_config(arg or None)
   config.lock()
   return config

@@ -7,8 +7,6 @@ the MMSeg key: ``params/backbone/layer1/0/conv1/kernel`` <-> ``backbone.layer1.0
         --checkpoint=pspnet_r50.pth --out=/tmp/pspnet_r50
 """
 import collections
-import pickle
-import re
 from typing import Dict, Mapping
 
 import flax
@@ -23,8 +21,6 @@ _SUFFIX = {('params', 'kernel'): 'weight', ('params', 'scale'): 'weight',
            ('batch_stats', 'mean'): 'running_mean', ('batch_stats', 'var'): 'running_var'}
 _SKIPPED = ('num_batches_tracked',)
 _MAX_LISTED = 20
-# What torch's weights-only unpickler rejected: a global, or a type it may not build.
-_REJECTED = re.compile(r"GLOBAL (\S+)|but got <class '([^']+)'>")
 
 
 def listing(keys) -> str:
@@ -35,8 +31,8 @@ def listing(keys) -> str:
 
 
 def unwrap_state_dict(checkpoint: Mapping) -> Dict[str, np.ndarray]:
-  """The plain ``{key: array}`` of a checkpoint dict (``state_dict`` / ``meta`` wrapped or not),
-  torch tensors or numpy arrays alike."""
+  """The plain ``{key: array}`` of a checkpoint dict (``state_dict`` / ``meta`` wrapped or not):
+  numpy arrays (:func:`jseg.pth.load`'s) or torch tensors."""
   if not isinstance(checkpoint, Mapping):
     raise ValueError(f'expected a state_dict mapping, got {type(checkpoint).__name__}')
   sd = checkpoint.get('state_dict', checkpoint)
@@ -139,72 +135,13 @@ def jseg_to_mmseg(variables) -> Dict[str, np.ndarray]:
                             else np.asarray(v)) for path, v in flat.items()}
 
 
-class _Metadata:
-  """Inert stand-in for a class of checkpoint metadata (mmengine's ``HistoryBuffer``): it
-  receives the pickled attributes and runs none of the class's code."""
-
-
-def _metadata_attribute(owner, name: str) -> str:
-  """Stand-in for the ``getattr`` a pickle names methods with (``HistoryBuffer`` pickles its
-  ``statistics_methods`` so): the method's name, for :class:`_Metadata` only."""
-  if owner is not _Metadata:
-    raise pickle.UnpicklingError(f'Unsupported global: GLOBAL builtins.getattr (of {owner!r})')
-  return name
-
-
-def _allowed_globals() -> list:
-  """What torch's weights-only unpickler may build besides tensors and plain containers:
-  numpy arrays, scalars and numeric dtypes (v0.x meta's ``PALETTE`` and ``best_score``,
-  ``HistoryBuffer``'s history; numpy 1.x pickles them under ``numpy.core``, 2.x under
-  ``numpy._core``), and mmengine's ``HistoryBuffer`` (in 1.x ``message_hub``) as
-  :class:`_Metadata`."""
-  reconstruct, scalar = np.ndarray(0).__reduce__()[0], np.float64(0).__reduce__()[0]
-  numeric = (np.bool_, np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64,
-             np.uint64, np.float16, np.float32, np.float64)
-  return [np.ndarray, np.dtype, *(type(np.dtype(t)) for t in numeric),
-          *((f, f'numpy.{core}.multiarray.{f.__name__}')
-            for f in (reconstruct, scalar) for core in ('core', '_core')),
-          (_Metadata, 'mmengine.logging.history_buffer.HistoryBuffer'),
-          (_metadata_attribute, 'builtins.getattr')]
-
-
-def load_pth(path: str) -> dict:
-  """Reads a PyTorch ``.pth`` checkpoint (needs torch) without running code from it: weights-only
-  unpickling with :func:`_allowed_globals`. A file that needs anything else, or a bad file,
-  raises ValueError naming it."""
-  try:
-    import torch
-  except ImportError as e:
-    raise ImportError('reading .pth checkpoints needs PyTorch: pip install torch') from e
-  try:
-    with torch.serialization.safe_globals(_allowed_globals()):
-      return torch.load(path, map_location='cpu', weights_only=True)
-  except Exception as e:  # torch raises many types for corrupt files
-    rejected = _REJECTED.search(str(e))
-    if rejected:
-      raise ValueError(
-          f'{path} needs {rejected.group(1) or rejected.group(2)}, which jseg does not unpickle: '
-          'it reads checkpoints weights-only, as loading other objects can run code. If you '
-          'trust the file, load it in PyTorch with weights_only=False and save its weights alone: '
-          "torch.save({'state_dict': checkpoint['state_dict']}, 'weights.pth')") from e
-    raise ValueError(f'{path} is not a readable PyTorch checkpoint: {_reason(e)}') from e
-
-
-def _reason(error: Exception) -> str:
-  """torch's reason for a failed load, without its advice to retry with weights_only=False."""
-  text = str(error)
-  if 'WeightsUnpickler error:' in text:
-    text = text.split('WeightsUnpickler error:')[1].split('Check the documentation')[0]
-  return text.strip()
-
-
 def main(argv):
   del argv
   from absl import logging
   logging.set_verbosity(logging.WARNING)  # orbax logs every file it writes at INFO
-  from jseg import checkpoints, config as jconfig
+  from jseg import checkpoints, pth, config as jconfig
   config = jconfig.load(FLAGS.config)
-  variables = mmseg_to_jseg(load_pth(FLAGS.checkpoint), config)
+  variables = mmseg_to_jseg(pth.load(FLAGS.checkpoint), config)
   checkpoints.save_variables(FLAGS.out, variables)
   print(f'wrote {FLAGS.out} ({config.name})')
 

@@ -1,7 +1,7 @@
 """Fine-tuning (``--init_from``): a run's initial weights from another model's checkpoint.
 
-The source is a jseg orbax checkpoint, a training workdir (its best checkpoint) or an MMSeg
-``.pth``. Variables whose path and shape match are loaded; the classifiers (every head's
+The source is a jseg orbax checkpoint, a training workdir (its best checkpoint), an MMSeg
+``.pth`` or MMSeg's published weights of a config (``zoo:NAME``, :mod:`jseg.zoo`). Variables whose path and shape match are loaded; the classifiers (every head's
 ``conv_seg``, DANet's ``pam_cls_seg`` / ``cam_cls_seg``) keep their fresh initialization when
 the class count differs; everything else must fit. Optimizer state and step start fresh: this
 is not resume.
@@ -11,7 +11,7 @@ import logging
 import flax
 import numpy as np
 
-from jseg import checkpoints, convert, pretrained
+from jseg import checkpoints, convert, pretrained, pth, weights
 
 
 def is_classifier(path) -> bool:
@@ -37,11 +37,11 @@ def load(variables, config, source: str):
   """``variables`` with every variable that ``source`` has (same path, same shape) replaced by
   the source's. Wrongly shaped variables other than classifiers, or a source that covers
   under :data:`jseg.pretrained.MIN_LOADED` of the backbone, raise ValueError naming them."""
-  path = checkpoints.resolve(source)
+  path = weights.resolve(source, config)
   flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(variables))
   dtype = next(iter(flat.values())).dtype
   if path.endswith('.pth'):
-    sd = convert.unwrap_state_dict(convert.load_pth(path))
+    sd = convert.unwrap_state_dict(pth.load(path))
     loaded, missing, unexpected, wrong = convert.match_state_dict(sd, flat, dtype)
   else:
     source_flat = flax.traverse_util.flatten_dict(checkpoints.restore_variables(path))

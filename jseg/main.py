@@ -17,10 +17,12 @@ config_flags.DEFINE_config_file('config', None, 'config file[:variant]', lock_co
 flags.DEFINE_string('workdir', None, 'directory for checkpoints, logs and pictures')
 flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'predict', 'benchmark'], 'what to do')
 flags.DEFINE_string('checkpoint', None, '--mode=eval|predict|benchmark: orbax checkpoint '
-                    'directory, training workdir or MMSeg .pth (default: the best checkpoint in '
-                    '--workdir)')
+                    'directory, training workdir, MMSeg .pth, or zoo: MMSeg\'s published weights '
+                    'of --config (zoo:NAME: of config NAME; downloaded once) (default: the best '
+                    'checkpoint in --workdir)')
 flags.DEFINE_string('init_from', None, '--mode=train: fine-tune from these weights (orbax '
-                    'checkpoint, training workdir or MMSeg .pth): variables of the same shape are '
+                    'checkpoint, training workdir, MMSeg .pth or zoo:NAME, e.g. '
+                    'zoo:pspnet_r50-d8_512x1024_80k_cityscapes): variables of the same shape are '
                     'loaded, classifiers re-initialized when the class count differs; optimizer '
                     'and step start fresh')
 flags.DEFINE_string('image', None, '--mode=predict: the image to segment')
@@ -65,7 +67,7 @@ def main(argv):
   import jax
   if FLAGS.distributed:
     jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
-  from jseg import checkpoints, train
+  from jseg import train, weights
   from jseg import config as jconfig
   from jseg.data import datasets
   try:  # a folder variant takes its class count from the prepared data set
@@ -74,7 +76,7 @@ def main(argv):
     raise SystemExit(f'error: {e}')
   if FLAGS.mode == 'benchmark':  # random inputs: needs no data set
     from jseg import benchmark
-    variables = checkpoints.load_variables(config, FLAGS.checkpoint) if FLAGS.checkpoint else None
+    variables = weights.load_variables(config, FLAGS.checkpoint) if FLAGS.checkpoint else None
     benchmark.run(config, variables,
                   num_images=FLAGS.benchmark_images,
                   original_size=FLAGS.benchmark_size and benchmark.parse_size(FLAGS.benchmark_size),
@@ -103,8 +105,8 @@ def main(argv):
     ensure_data(config.data.test_dataset, 'val')
     from jseg import metrics
     from jseg.models import build_segmentor
-    checkpoint = checkpoints.resolve(FLAGS.checkpoint or FLAGS.workdir)
-    variables = checkpoints.load_variables(config, checkpoint)
+    checkpoint = weights.resolve(FLAGS.checkpoint or FLAGS.workdir, config)
+    variables = weights.load_variables(config, checkpoint)
     from jseg import evaluation
     evaluate = evaluation.Evaluator(config, build_segmentor(config),
                                     log=print if jax.process_index() == 0 else None)

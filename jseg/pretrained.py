@@ -2,26 +2,17 @@
 
 ``model.pretrained`` is an ``open-mmlab://`` or ``torchvision://`` name (resolved by
 :data:`URLS`, mmengine's ``hub/openmmlab.json`` and ``hub/torchvision_0.12.json`` entries for the
-zoo's backbones), a URL (downloaded once into
-``$JSEG_CACHE``, default ``~/.cache/jseg``, checked against the sha256 prefix in its file name)
-or a local ``.pth``. Loading is MMSeg's ``load_checkpoint(strict=False)`` on the backbone,
+zoo's backbones), a URL (downloaded once by :func:`jseg.download.fetch`) or a local ``.pth``. Loading is MMSeg's ``load_checkpoint(strict=False)`` on the backbone,
 made loud and guarded: missing and unexpected keys are logged, a wrongly shaped key or a file
 that covers under :data:`MIN_LOADED` of the backbone fails before a run starts.
 """
-import hashlib
-import http.client
 import logging
 import os
-import re
-import tempfile
-import urllib.error
-import urllib.request
 from typing import Optional
 
 import flax
-from tqdm import tqdm
 
-from jseg import convert
+from jseg import convert, download, pth
 
 # mmengine 0.10's hub/openmmlab.json and hub/torchvision_0.12.json (torchvision's
 # ResNet*_Weights.IMAGENET1K_V1), for the backbones of MMSeg's zoo configs.
@@ -43,12 +34,6 @@ URLS = {
     'torchvision://resnet101': 'https://download.pytorch.org/models/resnet101-63fe2227.pth',
 }
 MIN_LOADED = 0.9  # of the backbone's variables; a wrong file must not start a run from scratch
-_HASH = re.compile(r'-([a-f0-9]{8,})\.')  # torch.hub's convention: name-<sha256 prefix>.pth
-_CHUNK = 1 << 20
-
-
-def cache_dir() -> str:
-  return os.path.expanduser(os.environ.get('JSEG_CACHE', os.path.join('~', '.cache', 'jseg')))
 
 
 def resolve(pretrained: str) -> str:
@@ -63,49 +48,11 @@ def resolve(pretrained: str) -> str:
   return pretrained
 
 
-def fetch(url: str, directory: Optional[str] = None, progress: bool = True) -> str:
-  """Local path of ``url``, downloaded into ``directory`` (default :func:`cache_dir`) on first
-  use: written to a temporary file, checked against the file name's sha256 prefix, then renamed,
-  so that an interrupted or corrupt download never counts."""
-  directory = directory or cache_dir()
-  path = os.path.join(directory, os.path.basename(url.split('?')[0]))
-  if os.path.isfile(path):
-    return path
-  os.makedirs(directory, exist_ok=True)
-  expected = _HASH.search(os.path.basename(path))
-  digest = hashlib.sha256()
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix='.download-')
-  try:
-    with os.fdopen(fd, 'wb') as out:
-      try:
-        with urllib.request.urlopen(url, timeout=60) as response:
-          total = int(response.headers.get('Content-Length') or 0) or None
-          with tqdm(total=total, unit='B', unit_scale=True, desc=os.path.basename(path),
-                    disable=not progress) as bar:
-            while chunk := response.read(_CHUNK):
-              out.write(chunk)
-              digest.update(chunk)
-              bar.update(len(chunk))
-      except (OSError, http.client.HTTPException) as e:
-        raise OSError(f'cannot download {url} ({e!r}); without network, put the file at '
-                      f'{path}') from e
-    if total is not None and os.path.getsize(tmp) != total:
-      raise OSError(f'download of {url} is truncated: {os.path.getsize(tmp)} of {total} bytes')
-    if expected and not digest.hexdigest().startswith(expected.group(1)):
-      raise OSError(f'download of {url} is corrupt: sha256 {digest.hexdigest()[:16]}..., '
-                    f'the file name says {expected.group(1)}')
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-  return path
-
-
 def local_file(pretrained: str) -> str:
   """A local path for ``model.pretrained``: the file itself, or the cached download."""
   source = resolve(pretrained)
   if '://' in source:
-    return fetch(source)
+    return download.fetch(source)
   if not os.path.isfile(source):
     raise FileNotFoundError(f'model.pretrained={pretrained!r}: no such file')
   return source
@@ -121,7 +68,7 @@ def load_backbone(variables, config, pretrained: Optional[str] = None):
   if not pretrained:
     return variables
   path = local_file(pretrained)
-  sd = convert.unwrap_state_dict(convert.load_pth(path))
+  sd = convert.unwrap_state_dict(pth.load(path))
   prefix = config.model.get('pretrained_prefix')
   if prefix:
     sd = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
