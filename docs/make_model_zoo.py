@@ -5,8 +5,11 @@
 
 The numbers come from MMSegmentation's ``configs/*/metafile.yaml`` (the installed mmseg
 package's ``.mim/configs``, or ``--mmseg_configs=DIR``, e.g. an MMSeg checkout's ``configs``),
-matched by MMSeg 1.x config name. Reads the config files' ``VARIANTS`` lists only: no model is
-built and mmseg is not imported. ``tests/test_docs.py`` keeps the page up to date.
+matched by the weights' name; the metafiles also say which rows are published. The weights'
+links come from jseg's own table (the config files' ``WEIGHTS``, :func:`jseg.zoo.url`: what
+``--checkpoint=zoo`` downloads), which must name the same file as the metafile. Reads the config
+files only: no model is built and mmseg is not imported. ``tests/test_docs.py`` keeps the page
+up to date.
 """
 import argparse
 import functools
@@ -113,6 +116,21 @@ def _metric(metrics: dict, key: str) -> str:
   return '—' if value is None else f'{float(value):.2f}'
 
 
+def jseg_weights(method: str, variant: str, metafile_url: str) -> str:
+  """jseg's URL of a variant's published weights (:func:`jseg.zoo.url`), which must be the file
+  the metafile names (the host may differ: MMSeg 1.2.2's pspnet metafile misspells it once)."""
+  from jseg import zoo as jzoo  # jseg's table, not the metafile's
+  try:
+    url = jzoo.url(method, variant)
+  except ValueError as e:
+    raise SystemExit(f'error: MMSeg publishes {metafile_url} for configs/{method}.py:{variant}, '
+                     f'which its WEIGHTS lacks ({e})') from e
+  if os.path.basename(url) != os.path.basename(metafile_url):
+    raise SystemExit(f'error: configs/{method}.py:{variant}: WEIGHTS gives {url}, MMSeg\'s '
+                     f'metafile {metafile_url}')
+  return url
+
+
 def rows(mmseg_configs: str) -> List[dict]:
   """One row per (non-synthetic) config variant."""
   variants_of = config_variants()
@@ -142,7 +160,7 @@ def rows(mmseg_configs: str) -> List[dict]:
       if entry is not None:
         metrics = entry['Results']['Metrics']
         row.update(miou=_metric(metrics, 'mIoU'), miou_ms=_metric(metrics, 'mIoU(ms+flip)'),
-                   weights=entry.get('Weights'))
+                   weights=jseg_weights(method, variant, entry['Weights']))
       out.append(row)
   return out
 
@@ -165,11 +183,31 @@ def render(mmseg_configs: str) -> str:
       '',
       f'Every jseg config variant of MMSegmentation\'s zoo ({len(table)} variants, {n_pub} with '
       'published weights), with the mIoU that MMSeg publishes for its checkpoint (single-scale '
-      'and multi-scale + flip, on the val split) and the command that imports the checkpoint. '
-      'An imported checkpoint gives MMSeg\'s logits in jseg (tested to MMSeg\'s own float32 '
-      'accuracy, about 1e-6 relative), '
-      'so `python -m jseg.main --config=... --mode=eval --checkpoint=DIR_OR_PTH` reproduces '
-      'these numbers on the prepared data set (see [getting_started.md](getting_started.md)).',
+      'and multi-scale + flip, on the val split). A published checkpoint loads by its config '
+      'alone: `--checkpoint=zoo` on the command line, `apis.init_segmentor(SPEC, \'zoo\')` in '
+      'Python. It is downloaded on first use into `$JSEG_CACHE` (default `~/.cache/jseg`; '
+      'progress bar, sha256 check) and converted once into an orbax checkpoint there '
+      '(`$JSEG_CACHE/zoo/FILE_STEM`), which later runs read; torch is not needed. The loaded '
+      'model gives MMSeg\'s logits in jseg (tested to MMSeg\'s own float32 accuracy, about 1e-6 '
+      'relative), so `--mode=eval --checkpoint=zoo` reproduces these numbers on the prepared '
+      'data set (see [getting_started.md](getting_started.md)).',
+      '',
+      '```bash',
+      'python -m jseg.main --config=configs/pspnet.py:r50-d8_512x1024_80k_cityscapes '
+      '--mode=predict --checkpoint=zoo --image=street.png --out=street_seg.png',
+      '```',
+      '',
+      '```python',
+      'from jseg import apis',
+      "seg = apis.init_segmentor('configs/pspnet.py:r50-d8_512x1024_80k_cityscapes', 'zoo')",
+      "label_map = apis.inference_segmentor(seg, 'street.png')",
+      '```',
+      '',
+      'Another config\'s weights: `zoo:NAME`, NAME being the jseg config name `METHOD_VARIANT`, '
+      'MMSeg v0.x\'s config name (`nonlocal_r50-d8_512x1024_40k_cityscapes` as well as '
+      '`nonlocal_net_...`) or the MMSeg 1.x config name of the tables, e.g. '
+      '`--init_from=zoo:pspnet_r50-d8_4xb2-80k_cityscapes-512x1024` to fine-tune the '
+      'Cityscapes PSPNet on your data.',
       '',
       '- **jseg config**: `configs/METHOD.py:BACKBONE_CROP_SCHEDULE_DATASET`, MMSeg v0.x\'s '
       'config name without the method prefix; the MMSeg 1.x config is the one of the same '
@@ -188,12 +226,17 @@ def render(mmseg_configs: str) -> str:
       '- **(fp16)**: MMSeg\'s mixed-precision rows (`_fp16_`, 1.x `-amp-`: AmpOptimWrapper with '
       'a static loss scale of 512); jseg trains them with `precision=float16` and '
       '`train.loss_scale=512.0` (see getting_started.md, "Precision and memory").',
-      '- **Weights**: the checkpoint file MMSeg publishes (its name in the metafile\'s '
-      '`Weights` URL). Download it yourself, then run the import command: it writes an orbax '
-      'checkpoint directory (`jseg.checkpoints.restore_variables(DIR)` reads it). Reading '
-      '`.pth` files needs torch (`pip install -e \'.[convert]\'`).',
+      '- **weights**: the checkpoint MMSeg publishes, as jseg\'s table has it (the config '
+      'file\'s `WEIGHTS`, `jseg.zoo.url(METHOD, VARIANT)`: the files of MMSeg 1.2.2\'s '
+      'metafiles, at download.openmmlab.com where pspnet\'s metafile misspells the host once). '
+      'Without network, `--checkpoint=zoo` fails naming the URL and the path where the file is '
+      'expected: download it elsewhere and put it there. Or convert a downloaded file yourself '
+      'with the `python -m jseg.convert` commands under each table: they write an orbax '
+      'checkpoint directory for `--checkpoint=DIR` (`jseg.checkpoints.restore_variables(DIR)` '
+      'reads it).',
       '- *not published*: MMSeg 1.2.2 has the config but no result or weights for it; jseg '
-      'trains it from scratch like any other variant.',
+      'trains it from scratch like any other variant, and `--checkpoint=zoo` on it fails '
+      'naming the closest variants that have weights.',
       '- Every backbone of the Cityscapes / ADE20K / VOC rows also has a `_64x64_2k_synthetic` '
       'variant (jseg\'s procedural quick-start '
       'data set, not in MMSeg\'s zoo), e.g. `configs/fcn.py:r18w16-d8_64x64_2k_synthetic`.',
@@ -231,7 +274,14 @@ def render(mmseg_configs: str) -> str:
         lines += ['', note]
     commands = [import_command(r) for r in method_rows if r['weights']]
     if commands:
-      lines += ['', 'Import:', '', '```bash', *commands, '```']
+      first = next(r for r in method_rows if r['weights'])
+      lines += ['', 'Use, e.g. to reproduce a row\'s mIoU on its prepared data set:', '',
+                '```bash',
+                f'python -m jseg.main --config=configs/{method}.py:{first["variant"]} '
+                '--mode=eval --checkpoint=zoo',
+                '```', '',
+                f'<details><summary>Convert downloaded files yourself ({len(commands)} '
+                'commands)</summary>', '', '```bash', *commands, '```', '', '</details>']
   return '\n'.join(lines) + '\n'
 
 

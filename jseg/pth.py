@@ -74,6 +74,9 @@ class _Marker(_Inert):
     object.__setattr__(self, 'name', name)
     object.__setattr__(self, 'dtype', dtype)
 
+  def __repr__(self):
+    return self.name
+
 
 class _Storage(_Inert):
   """A storage named by a persistent id; its bytes are read after unpickling."""
@@ -281,6 +284,7 @@ class _Unpickler(pickle.Unpickler):
     self._persistent = persistent
 
   def find_class(self, module, name):
+    module = 'builtins' if module == '__builtin__' else module  # protocol 2's name for it
     if (module, name) not in ALLOWED:
       raise _Refused(f'global {module}.{name}')
     return ALLOWED[module, name]

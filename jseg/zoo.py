@@ -16,6 +16,7 @@ checkpoint beside it (``$JSEG_CACHE/zoo/<file name>``), which later loads read.
 import difflib
 import functools
 import os
+import re
 from typing import Dict, Tuple
 
 from jseg import checkpoints, convert, download, pth
@@ -63,12 +64,20 @@ def find(name: str) -> Tuple[str, str]:
   return _names()[name]
 
 
+def _distance(variant: str, other: str) -> tuple:
+  """How far ``other`` is from ``variant``: data set, backbone, crop, schedule, then spelling."""
+  a, b = jconfig.split_variant(variant), jconfig.split_variant(other)
+  depth = lambda v: re.match(r'[a-z]*\d*', v.backbone).group()  # r18w16-d8 -> r18
+  return (a.dataset != b.dataset, depth(a) != depth(b), a.backbone != b.backbone, a.crop != b.crop,
+          a.schedule != b.schedule, -difflib.SequenceMatcher(None, variant, other).ratio())
+
+
 def url(method: str, variant: str) -> str:
   """The URL of MMSeg's published checkpoint of ``configs/METHOD.py:VARIANT``; ValueError
   naming the closest variants that have one where MMSeg published none."""
   weights = getattr(_config_file(method), 'WEIGHTS', {})
   if variant not in weights:
-    close = difflib.get_close_matches(variant, list(weights), n=5, cutoff=0.0)
+    close = sorted(weights, key=lambda w: _distance(variant, w))[:5]
     raise ValueError(f'MMSeg published no weights for configs/{method}.py:{variant}; the '
                      f'closest variants with weights: {", ".join(close) or "none"}')
   value = weights[variant]

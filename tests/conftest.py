@@ -1,7 +1,10 @@
+import functools
+import http.server
 import os
 import shutil
 import sys
 import tempfile
+import threading
 
 import pytest
 
@@ -53,3 +56,32 @@ def _free_compiled_programs():
   import jax
   jax.clear_caches()
   gc.collect()
+
+
+@pytest.fixture
+def server(tmp_path):
+  """An HTTP server on 127.0.0.1 serving ``tmp_path / 'www'``; counts GET requests."""
+  root = tmp_path / 'www'
+  root.mkdir()
+  gets = []
+
+  class Handler(http.server.SimpleHTTPRequestHandler):
+    def do_GET(self):
+      gets.append(self.path)
+      if self.path.startswith('/truncated/'):  # promises more bytes than it sends
+        self.send_response(200)
+        self.send_header('Content-Length', '1000')
+        self.end_headers()
+        self.wfile.write(b'x' * 10)
+        return
+      super().do_GET()
+
+    def log_message(self, *args):
+      pass
+
+  httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), functools.partial(
+      Handler, directory=str(root)))
+  threading.Thread(target=httpd.serve_forever, daemon=True).start()
+  yield f'http://127.0.0.1:{httpd.server_address[1]}', root, gets
+  httpd.shutdown()
+  httpd.server_close()

@@ -14,9 +14,9 @@ import torch
 
 import mmseg_ref as ref
 import parity
-from jseg import checkpoints
+from jseg import checkpoints, pth
 from jseg import config as jconfig
-from jseg.convert import load_pth, mmseg_to_jseg, variable_shapes
+from jseg.convert import mmseg_to_jseg, variable_shapes
 from jseg.models import build_segmentor
 
 SPEC = 'configs/pspnet.py:r18-d8_512x1024_80k_cityscapes'
@@ -79,7 +79,7 @@ def test_corrupt_pth_names_the_file(tmp_path):
   bad = tmp_path / 'model.pth'
   bad.write_bytes(b'\x80\x02not a checkpoint' * 10)
   with pytest.raises(ValueError, match='model.pth is not a readable PyTorch checkpoint'):
-    load_pth(str(bad))
+    pth.load(bad)
 
 
 def test_unknown_variant_lists_the_valid_ones():
@@ -151,7 +151,7 @@ def test_mmseg_1x_training_checkpoint_loads_weights_only(psp_model, tmp_path):
   saved = _mmseg_1x_checkpoint(model, path)
   assert {'mmengine.logging.history_buffer.HistoryBuffer', 'builtins.getattr'} <= set(
       torch.serialization.get_unsafe_globals_in_checkpoint(path))  # torch alone refuses it
-  loaded = load_pth(str(path))
+  loaded = pth.load(path)
   config = jconfig.load(SPEC)
   jax.tree_util.tree_map(np.testing.assert_array_equal, mmseg_to_jseg(loaded, config),
                          mmseg_to_jseg(model.state_dict(), config))
@@ -193,7 +193,7 @@ def test_mmseg_0x_training_checkpoint_loads_weights_only(psp_model, psp, tmp_pat
   config, sd = psp
   path = tmp_path / 'iter_80000.pth'
   saved = _mmseg_0x_checkpoint(psp_model, path)
-  loaded = load_pth(str(path))
+  loaded = pth.load(path)
   jax.tree_util.tree_map(np.testing.assert_array_equal, mmseg_to_jseg(loaded, config),
                          mmseg_to_jseg(sd, config))
   np.testing.assert_array_equal(loaded['meta'].pop('PALETTE'), saved['meta']['PALETTE'])
@@ -223,16 +223,16 @@ def test_a_pickle_that_runs_code_is_refused_unrun(tmp_path):
   path = tmp_path / 'exploit.pth'
   torch.save({'meta': {'note': _Exploit(f'touch {marker}')}, 'state_dict': {'w': torch.ones(2)}},
              path)
-  with pytest.raises(ValueError, match=rf'exploit\.pth needs {os.system.__module__}\.system, '
-                                       'which jseg does not unpickle.*weights_only=False'):
-    load_pth(str(path))
+  with pytest.raises(pth.PthError, match=rf'exploit\.pth: refused global '
+                                         rf'{os.system.__module__}\.system: .*runs no code'):
+    pth.load(path)
   assert not marker.exists()
   torch.load(path, weights_only=False)  # the exploit is live: a full unpickle runs it
   assert marker.exists()
   # getattr is a stand-in that names HistoryBuffer's methods, and reaches nothing else.
   torch.save({'meta': _Getattr()}, tmp_path / 'getattr.pth')
-  with pytest.raises(ValueError, match=r'getattr\.pth needs builtins\.getattr'):
-    load_pth(str(tmp_path / 'getattr.pth'))
+  with pytest.raises(pth.PthError, match=r'getattr\.pth: refused getattr of .*numpy\.ndarray'):
+    pth.load(tmp_path / 'getattr.pth')
 
 
 def test_numpy_state_dict_imports_as_the_torch_one(psp):

@@ -1,10 +1,7 @@
 """ImageNet-pretrained backbones: ``model.pretrained`` loads as MMSeg's ``init_weights()`` does,
 downloads are cached, checked and atomic, and a wrong file fails before a run starts."""
-import functools
 import hashlib
-import http.server
 import os
-import threading
 
 import flax
 import jax
@@ -14,7 +11,7 @@ import torch
 
 import mmseg_ref as ref
 from jseg import config as jconfig
-from jseg import pretrained, train
+from jseg import download, pretrained, train
 from jseg.convert import mmseg_to_jseg, variable_shapes
 
 # The classification layers the real ImageNet files have besides the backbone's keys.
@@ -37,15 +34,16 @@ def _imagenet_file(path, method, variant, seed=0):
   """A file in the layout of MMSeg's ImageNet weights for ``variant``'s backbone: its random
   state_dict (keys relative to the backbone; torch's OrderedDict with its ``_metadata``) plus the
   classifier; returns the state_dict. torchvision's files (MMSeg's ``ResNet``) hold the bare
-  state_dict, open-mmlab's wrap it."""
+  state_dict, open-mmlab's wrap it, in torch's legacy format (saved before torch 1.6)."""
   mm = ref.random_mmseg_model(ref.mmseg_config(method, variant).model, seed)
   sd = mm.backbone.state_dict()
-  assert sd._metadata  # read weights-only by jseg.convert.load_pth
+  assert sd._metadata  # read as data by jseg.pth
   g = torch.Generator().manual_seed(seed)
   kind = type(mm.backbone).__name__
   for key, shape in CLASSIFIERS[kind].items():
     sd[key] = torch.randn(shape, generator=g)
-  torch.save(sd if kind == 'ResNet' else {'state_dict': sd}, path)
+  torch.save(sd if kind == 'ResNet' else {'state_dict': sd}, path,
+             _use_new_zipfile_serialization=kind == 'ResNet')
   return sd
 
 
@@ -156,35 +154,6 @@ def test_a_file_that_covers_too_little_fails(tmp_path):
                          jax.random.key(0))
 
 
-@pytest.fixture
-def server(tmp_path):
-  """An HTTP server on 127.0.0.1 serving ``tmp_path / 'www'``; counts GET requests."""
-  root = tmp_path / 'www'
-  root.mkdir()
-  gets = []
-
-  class Handler(http.server.SimpleHTTPRequestHandler):
-    def do_GET(self):
-      gets.append(self.path)
-      if self.path.startswith('/truncated/'):  # promises more bytes than it sends
-        self.send_response(200)
-        self.send_header('Content-Length', '1000')
-        self.end_headers()
-        self.wfile.write(b'x' * 10)
-        return
-      super().do_GET()
-
-    def log_message(self, *args):
-      pass
-
-  httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), functools.partial(
-      Handler, directory=str(root)))
-  threading.Thread(target=httpd.serve_forever, daemon=True).start()
-  yield f'http://127.0.0.1:{httpd.server_address[1]}', root, gets
-  httpd.shutdown()
-  httpd.server_close()
-
-
 def test_download_is_cached_checked_and_atomic(tmp_path, server, monkeypatch):
   url, root, gets = server
   cache = tmp_path / 'cache'
@@ -192,15 +161,15 @@ def test_download_is_cached_checked_and_atomic(tmp_path, server, monkeypatch):
   data = os.urandom(3 << 20)
   name = f'resnet_v1c-{hashlib.sha256(data).hexdigest()[:8]}.pth'
   (root / name).write_bytes(data)
-  path = pretrained.fetch(f'{url}/{name}', progress=False)
+  path = download.fetch(f'{url}/{name}', progress=False)
   assert path == str(cache / name) and open(path, 'rb').read() == data
-  assert pretrained.fetch(f'{url}/{name}', progress=False) == path and len(gets) == 1  # cached
+  assert download.fetch(f'{url}/{name}', progress=False) == path and len(gets) == 1  # cached
   # A file whose content does not match its name's sha256 prefix is refused and not kept.
   (root / 'resnet_v1c-00000000.pth').write_bytes(data)
   with pytest.raises(OSError, match='corrupt: sha256'):
-    pretrained.fetch(f'{url}/resnet_v1c-00000000.pth', progress=False)
+    download.fetch(f'{url}/resnet_v1c-00000000.pth', progress=False)
   with pytest.raises(OSError, match='truncated|IncompleteRead'):
-    pretrained.fetch(f'{url}/truncated/resnet_v1c-12345678.pth', progress=False)
+    download.fetch(f'{url}/truncated/resnet_v1c-12345678.pth', progress=False)
   assert sorted(os.listdir(cache)) == [name]  # nothing partial left behind
 
 
@@ -209,5 +178,5 @@ def test_offline_error_names_the_url_and_where_to_put_the_file(tmp_path, monkeyp
   url = 'http://127.0.0.1:9/pretrain/resnet50_v1c-2cccc1ad.pth'  # nothing listens on port 9
   with pytest.raises(OSError, match=f'cannot download {url}.*put the file at '
                                     f'{tmp_path}/resnet50_v1c-2cccc1ad.pth'):
-    pretrained.fetch(url, progress=False)
+    download.fetch(url, progress=False)
   assert os.listdir(tmp_path) == []
