@@ -186,8 +186,7 @@ def render(mmseg_configs: str) -> str:
       'and multi-scale + flip, on the val split). A published checkpoint loads by its config '
       'alone: `--checkpoint=zoo` on the command line, `apis.init_segmentor(SPEC, \'zoo\')` in '
       'Python. It is downloaded on first use into `$JSEG_CACHE` (default `~/.cache/jseg`; '
-      'progress bar, sha256 check) and converted once into an orbax checkpoint there '
-      '(`$JSEG_CACHE/zoo/FILE_STEM`), which later runs read; torch is not needed. The loaded '
+      'progress bar, sha256 check) and read without torch at each load. The loaded '
       'model gives MMSeg\'s logits in jseg (tested to MMSeg\'s own float32 accuracy, about 1e-6 '
       'relative), so `--mode=eval --checkpoint=zoo` reproduces these numbers on the prepared '
       'data set (see [getting_started.md](getting_started.md)).',

@@ -13,7 +13,7 @@ from jseg import checkpoints, convert, pth, zoo
 
 def resolve(source: str, config=None) -> str:
   """The ``.pth`` file or orbax directory that ``source`` names: one of them, a training workdir
-  (its best checkpoint), or ``zoo`` / ``zoo:NAME`` (downloaded and converted on first use;
+  (its best checkpoint), or ``zoo`` / ``zoo:NAME`` (downloaded on first use;
   ``zoo`` is ``config``'s own)."""
   if zoo.is_zoo(source):
     return zoo.checkpoint(source, config)
