@@ -174,7 +174,8 @@ class _NdarrayRecord(_Inert):
     dtype = dtype.numpy()
     if len(data) != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
       raise _Refused(f'numpy array of shape {shape} holds {len(data)} bytes')
-    return np.frombuffer(data, dtype).reshape(shape, order='F' if fortran else 'C').copy()
+    array = np.frombuffer(data, dtype).reshape(shape, order='F' if fortran else 'C')
+    return array.astype(dtype.newbyteorder('='))  # a copy, in this machine's order (as numpy)
 
 
 class _Scalar(_Inert):
@@ -270,7 +271,8 @@ ALLOWED: Dict[tuple, object] = {
        for kind, dtype in _DTYPES.items()},
     **{('torch', f'{kind}Tensor'): _Marker(f'torch.{kind}Tensor', np.dtype(dtype))
        for kind, dtype in _DTYPES.items()},
-    ('torch', 'UntypedStorage'): _Marker('torch.UntypedStorage', np.dtype(np.uint8)),
+    **{(module, 'UntypedStorage'): _Marker('torch.UntypedStorage', np.dtype(np.uint8))
+       for module in ('torch', 'torch.storage')},
     **{('torch', name): _Marker(f'torch.{name}', np.dtype(dtype))
        for name, dtype in _TORCH_DTYPES.items()},
 }
@@ -374,8 +376,10 @@ class _Storages:
     contiguous = tuple(int(np.prod(t.size[i + 1:], dtype=np.int64)) for i in range(len(t.size)))
     if all(s == c or n == 1 for n, s, c in zip(t.size, t.stride, contiguous)):
       return storage[start:start + count].reshape(t.size)
+    raw = storage[start:].view(f'V{storage.itemsize}')  # as_strided lacks some ml_dtypes
     return np.lib.stride_tricks.as_strided(
-        storage[start:], t.size, [s * storage.itemsize for s in t.stride], writeable=False).copy()
+        raw, t.size, [s * storage.itemsize for s in t.stride], writeable=False
+    ).copy().view(storage.dtype)
 
 
 def _resolve(obj, storages: _Storages, memo: dict):
@@ -384,6 +388,9 @@ def _resolve(obj, storages: _Storages, memo: dict):
     return memo[id(obj)]
   if isinstance(obj, _Tensor):
     out = memo[id(obj)] = storages.tensor(obj)
+  elif isinstance(obj, _Storage):  # a storage saved as itself: its elements
+    numel = obj.numel if obj.numel is not None else 0
+    out = memo[id(obj)] = storages.tensor(_Tensor(obj, 0, (numel,), (1,)))
   elif isinstance(obj, (_NdarrayRecord, _DType)):
     out = memo[id(obj)] = obj.numpy()
   elif isinstance(obj, dict):

@@ -190,17 +190,12 @@ def test_torch_save_round_trip(kind, protocol, tmp_path):
     _assert_same(pth.load(path), torch.load(path, weights_only=False))
 
 
-@pytest.mark.xfail(strict=True, reason='pth bug: numpy (so torch.load) unpickles a big-endian '
-                   'array as native-endian; pth keeps >i4')
 @pytest.mark.parametrize('protocol', [2, 4])
 def test_big_endian_numpy_array(protocol, tmp_path):
   torch.save({'a': np.arange(3, dtype='>i4')}, tmp_path / 'f.pth', pickle_protocol=protocol)
   _assert_same(pth.load(tmp_path / 'f.pth'), torch.load(tmp_path / 'f.pth', weights_only=False))
 
 
-@pytest.mark.xfail(strict=True, reason='pth bug: torch names these tensors\' storage (in '
-                   '_rebuild_tensor_v3) torch.storage.UntypedStorage, pth allows torch.UntypedStorage '
-                   '(then float8_e5m2: numpy\'s as_strided cannot take its dtype)')
 @pytest.mark.parametrize('dtype', [torch.uint16, torch.uint32, torch.uint64, torch.float8_e4m3fn,
                                    torch.float8_e5m2], ids=str)
 def test_dtypes_without_a_storage_class(dtype, tmp_path):
