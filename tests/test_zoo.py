@@ -3,7 +3,6 @@ download through a local HTTP server, cached, checked, offline; and jseg reading
 checkpoints where torch cannot be imported."""
 import configparser
 import hashlib
-import importlib.util
 import os
 import subprocess
 import sys
@@ -22,48 +21,6 @@ from jseg.convert import mmseg_to_jseg
 ROOT = os.path.join(os.path.dirname(__file__), '..')
 METHOD, VARIANT = 'pspnet', 'r18-d8_512x1024_80k_cityscapes'
 SPEC = f'configs/{METHOD}.py:{VARIANT}'
-# MMSeg 1.2.2's pspnet metafile misspells the host of this one checkpoint.
-METAFILE_TYPOS = {'https://download.oz1z1penmmlab.com/': 'https://download.openmmlab.com/'}
-
-
-def _make_model_zoo():
-  spec = importlib.util.spec_from_file_location(
-      'make_model_zoo', os.path.join(ROOT, 'docs', 'make_model_zoo.py'))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-def test_every_published_variant_has_mmseg_1_2_2s_weights_url():
-  """The metafiles' ``Weights`` (MMSeg 1.2.2's, read by docs/make_model_zoo.py's lookup) of
-  every config variant, against jseg.zoo.url: the same 352 URLs, and no variant more."""
-  mz = _make_model_zoo()
-  configs = mz.default_mmseg_configs()
-  variants = mz.config_variants()
-  entries = mz.published(configs, tuple(jconfig.MMSEG_NAMES.get(m, (m, m))[0] for m in variants))
-  checked = 0
-  for method, names in variants.items():
-    published = zoo._config_file(method).WEIGHTS
-    for variant in names:
-      if jconfig.split_variant(variant).dataset in jconfig.JSEG_DATASETS:
-        assert variant not in published
-        continue
-      entry, _ = mz.lookup(method, variant, jconfig.mmseg_config_name(method, variant), entries)
-      if entry is None:
-        assert variant not in published, (method, variant)
-        with pytest.raises(ValueError, match='published no weights.*closest variants with '
-                                             'weights: '):
-          zoo.url(method, variant)
-        continue
-      want = entry['Weights']
-      for typo, right in METAFILE_TYPOS.items():
-        want = want.replace(typo, right)
-      assert zoo.url(method, variant) == want, (method, variant)
-      checked += 1
-    assert set(published) <= set(names), method
-  assert checked == 352
-
-
 def test_names_of_mmseg_1x_and_v0x_find_the_config():
   assert zoo.find('pspnet_r50-d8_4xb2-80k_cityscapes-512x1024') == (
       'pspnet', 'r50-d8_512x1024_80k_cityscapes')
