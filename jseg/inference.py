@@ -59,7 +59,7 @@ def make_predict_fn(model, test_cfg, align_corners: bool):
   ``test_cfg.mode`` ('whole' | 'slide') are resized to ``out_size`` (the
   original image size), as MMSeg's ``postprocess_result`` does.
   """
-  network = _network_logits(model, test_cfg)
+  network = network_logits(model, test_cfg)
 
   @functools.partial(jax.jit, static_argnums=2)
   def predict(variables, images, out_size: Tuple[int, int]):
@@ -68,7 +68,7 @@ def make_predict_fn(model, test_cfg, align_corners: bool):
   return predict
 
 
-def _network_logits(model, test_cfg):
+def network_logits(model, test_cfg):
   """``f(variables, images)`` -> logits at the size of ``images`` (whole or slide)."""
   apply_fn = lambda v, x: model.apply(v, x)
   if test_cfg.mode == 'slide':
@@ -87,7 +87,7 @@ def make_tta_fn(model, test_cfg, align_corners: bool, flip: bool = True):
   view's logits are flipped back, resized to ``out_size`` (``postprocess_result``),
   turned into probabilities (softmax over classes) and averaged over the views.
   """
-  network = _network_logits(model, test_cfg)
+  network = network_logits(model, test_cfg)
 
   @functools.partial(jax.jit, static_argnums=2)
   def probs(variables, images, out_size: Tuple[int, int]):

@@ -25,6 +25,7 @@ Everything else, and everything on other backends (GPU and TPU keep XLA's native
 convolution and the same HLO), goes to ``lax.conv_general_dilated``. The choice is made at
 trace time from ``jax.default_backend()``; ``JSEG_CPU_CONV=0`` turns the rewrites off.
 """
+import contextlib
 import functools
 import os
 
@@ -52,9 +53,24 @@ TAP_GRAD_MIN_PIXELS, TAP_GRAD_MIN_PIXELS_DILATED = 131072, 16384
 TAP_GRAD_MIN_PIXELS_WIDE = ((65536, 128 * 128), (16384, 256 * 256))
 
 
+_PORTABLE = []  # non-empty while tracing for any backend (:func:`portable`)
+
+
 def enabled() -> bool:
   """Whether convolutions traced now use the CPU rewrites."""
-  return jax.default_backend() == 'cpu' and os.environ.get('JSEG_CPU_CONV', '1') != '0'
+  return (jax.default_backend() == 'cpu' and os.environ.get('JSEG_CPU_CONV', '1') != '0'
+          and not _PORTABLE)
+
+
+@contextlib.contextmanager
+def portable():
+  """Traces XLA's own convolutions inside, whatever the backend: for programs that leave this
+  process (``jax.export`` for CPU and CUDA), which also need no size thresholds."""
+  _PORTABLE.append(True)
+  try:
+    yield
+  finally:
+    _PORTABLE.pop()
 
 
 def materialized(x: jax.Array, fn=lambda v: v) -> jax.Array:

@@ -71,36 +71,58 @@ def softmax(x: jax.Array, axis: int = -1) -> jax.Array:
   return jax.nn.softmax(x.astype(stats_dtype(x.dtype)), axis=axis).astype(x.dtype)
 
 
-def _bilinear_matrix(n_in: int, n_out: int, align_corners: bool,
-                     scale_factor: Optional[float], dtype) -> np.ndarray:
+def _is_static(*dims) -> bool:
+  """Whether sizes are Python ints; else symbolic (``jax.export``'s shape polymorphism), and the
+  weights below are computed in the program instead of on the host, by the same formulas."""
+  return all(isinstance(d, (int, np.integer)) for d in dims)
+
+
+def _bilinear_matrix(n_in, n_out, align_corners: bool, scale_factor: Optional[float],
+                     dtype) -> np.ndarray:
   """(n_out, n_in) interpolation weights of torch's 1-d linear upsampling.
 
   Source coordinates are computed as torch's CPU kernel does: in float64 for float64
-  inputs, in float32 otherwise.
+  inputs, in float32 otherwise. Static sizes give a numpy constant, symbolic ones a traced
+  array of the same values.
   """
+  xp = np if _is_static(n_in, n_out) else jnp
   ft = np.dtype(stats_dtype(dtype)).type
-  dst = np.arange(n_out, dtype=ft)
+  dst = xp.arange(n_out, dtype=ft)
+  f_in, f_out = xp.asarray(n_in, ft), xp.asarray(n_out, ft)
   if align_corners:
-    scale = ft(n_in - 1) / ft(n_out - 1) if n_out > 1 else ft(0)
+    scale = (f_in - ft(1)) / xp.maximum(f_out - ft(1), ft(1)) if n_out != 1 else ft(0)
     src = dst * scale
   else:
-    scale = ft(1.0 / scale_factor) if scale_factor else ft(n_in) / ft(n_out)
-    src = np.maximum(scale * (dst + ft(0.5)) - ft(0.5), ft(0))
-  i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
-  i1 = np.minimum(i0 + 1, n_in - 1)
+    scale = ft(1.0 / scale_factor) if scale_factor else f_in / f_out
+    product = scale * (dst + ft(0.5))
+    if xp is jnp:  # torch rounds the product before the subtraction: no fused multiply-add
+      product = jax.lax.cond(product[0] == product[0], lambda p: p, lambda p: p * 1, product)
+    src = xp.maximum(product - ft(0.5), ft(0))
+  i0 = xp.minimum(xp.floor(src).astype(np.int64 if xp is np else int), n_in - 1)
+  i1 = xp.minimum(i0 + 1, n_in - 1)
   lam = (src - i0.astype(ft)).astype(ft)
-  w = np.zeros((n_out, n_in), ft)
-  np.add.at(w, (np.arange(n_out), i0), ft(1) - lam)
-  np.add.at(w, (np.arange(n_out), i1), lam)
-  return w
+  columns = xp.arange(n_in)
+  # Where i0 == i1 (the last source pixel) the two weights add, as torch's kernel adds them.
+  return (((i0[:, None] == columns) * (ft(1) - lam)[:, None]).astype(ft)
+          + ((i1[:, None] == columns) * lam[:, None]).astype(ft))
 
 
-def _separable(x: jax.Array, wh: np.ndarray, ww: np.ndarray) -> jax.Array:
+def _separable(x: jax.Array, wh, ww) -> jax.Array:
   """``wh`` along H, then ``ww`` along W, in :func:`stats_dtype` and rounded to ``x.dtype``
   once, as torch's interpolation and adaptive pooling kernels do for 16-bit inputs."""
   acc = stats_dtype(x.dtype)
   y = einsum('oh,nhwc->nowc', jnp.asarray(wh, acc), x.astype(acc))
   return einsum('pw,nhwc->nhpc', jnp.asarray(ww, acc), y).astype(x.dtype)
+
+
+def _scaled(n, factor: Optional[float]):
+  """``floor(n * factor)`` (torch's output size for a scale factor); a symbolic ``n`` takes
+  whole factors only."""
+  if _is_static(n):
+    return int(np.floor(n * factor))
+  if float(factor) != int(factor):
+    raise ValueError(f'a symbolic size {n} scales by whole factors only, not {factor}')
+  return n * int(factor)
 
 
 def resize(x: jax.Array,
@@ -115,10 +137,10 @@ def resize(x: jax.Array,
   h, w = x.shape[1:3]
   if size is None:
     sf = tuple(scale_factor) if isinstance(scale_factor, (tuple, list)) else (scale_factor,) * 2
-    size = (int(np.floor(h * sf[0])), int(np.floor(w * sf[1])))
+    size = (_scaled(h, sf[0]), _scaled(w, sf[1]))
   else:
     sf = (None, None)
-  size = tuple(int(s) for s in size)
+  size = tuple(int(s) if _is_static(s) else s for s in size)
   if size == (h, w) and not any(sf):
     return x
   wh = _bilinear_matrix(h, size[0], align_corners, sf[0], x.dtype)
@@ -126,14 +148,20 @@ def resize(x: jax.Array,
   return _separable(x, wh, ww)
 
 
-def _adaptive_pool_matrix(n_in: int, n_out: int) -> np.ndarray:
-  """(n_out, n_in) averaging weights over torch's adaptive pooling bins."""
-  w = np.zeros((n_out, n_in), np.float64)
-  for i in range(n_out):
-    start = (i * n_in) // n_out
-    end = -((-(i + 1) * n_in) // n_out)
-    w[i, start:end] = 1.0 / (end - start)
-  return w
+def _adaptive_pool_matrix(n_in, n_out: int):
+  """(n_out, n_in) averaging weights over torch's adaptive pooling bins (floor / ceil edges);
+  a numpy constant for a static ``n_in``, a traced array for a symbolic one."""
+  if _is_static(n_in):
+    w = np.zeros((n_out, n_in), np.float64)
+    for i in range(n_out):
+      start = (i * n_in) // n_out
+      end = -((-(i + 1) * n_in) // n_out)
+      w[i, start:end] = 1.0 / (end - start)
+    return w
+  i = jnp.arange(n_out)[:, None]
+  start, end = (i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)
+  columns = jnp.arange(n_in)[None]
+  return ((columns >= start) & (columns < end)) / (end - start).astype(jnp.float32)
 
 
 def adaptive_avg_pool(x: jax.Array, output_size: Union[int, Sequence[int]]) -> jax.Array:

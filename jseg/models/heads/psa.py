@@ -36,16 +36,18 @@ def psa_mask(x: jax.Array, psa_type: str, mask_size: Sequence[int]) -> jax.Array
   if c != mask_h * mask_w:
     raise ValueError(f'PSAMask needs {mask_h}x{mask_w}={mask_h * mask_w} channels, got {c}')
   half_h, half_w = (mask_h - 1) // 2, (mask_w - 1) // 2
-  # Index arithmetic on the host; the (H, W, H, W) gather broadcasts these small arrays.
-  ph = np.arange(h)[:, None, None, None]
-  pw = np.arange(w)[None, :, None, None]
-  qh = np.arange(h)[None, None, :, None]
-  qw = np.arange(w)[None, None, None, :]
+  # Index arithmetic on the host (in the program for symbolic sizes: jax.export); the
+  # (H, W, H, W) gather broadcasts these small arrays.
+  xp = np if isinstance(h, int) and isinstance(w, int) else jnp
+  ph = xp.arange(h)[:, None, None, None]
+  pw = xp.arange(w)[None, :, None, None]
+  qh = xp.arange(h)[None, None, :, None]
+  qw = xp.arange(w)[None, None, None, :]
   mh, mw = qh - ph + half_h, qw - pw + half_w
   valid_h = (mh >= 0) & (mh < mask_h)  # (H, 1, H, 1)
   valid_w = (mw >= 0) & (mw < mask_w)  # (1, W, 1, W)
-  m = x.reshape(n, h, w, mask_h, mask_w)[:, ph, pw, np.clip(mh, 0, mask_h - 1),
-                                         np.clip(mw, 0, mask_w - 1)]  # (N, H, W, H, W)
+  m = x.reshape(n, h, w, mask_h, mask_w)[:, ph, pw, xp.clip(mh, 0, mask_h - 1),
+                                         xp.clip(mw, 0, mask_w - 1)]  # (N, H, W, H, W)
   zero = jnp.zeros((), x.dtype)
   # Two broadcast masks, not their (H, W, H, W) product: no pixels^2 constant in the program.
   m = jnp.where(jnp.asarray(valid_w), jnp.where(jnp.asarray(valid_h), m, zero), zero)
@@ -106,6 +108,10 @@ class PSAHead(DecodeHead):
     sf = self.shrink_factor
     if sf != 1:
       # MMSeg: odd height and width keep both borders (align_corners), else floor.
+      if not (isinstance(h % sf, int) and isinstance(w % sf, int)):
+        raise ValueError(f'PSAHead: whether the {h}x{w} feature map divides by {sf} decides '
+                         'its resize: give symbolic sizes that fix it (e.g. inputs in multiples '
+                         f'of {8 * sf} at output stride 8)')
       if h % sf and w % sf:
         h, w, align_corners = (h - 1) // sf + 1, (w - 1) // sf + 1, True
       else:
