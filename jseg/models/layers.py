@@ -77,6 +77,12 @@ def _is_static(*dims) -> bool:
   return all(isinstance(d, (int, np.integer)) for d in dims)
 
 
+def _arange(xp, n, dtype):
+  """``xp.arange(n, dtype=dtype)``; for a symbolic ``n`` as the ``iota`` primitive itself, whose
+  size every tracer of the program keeps (jax2onnx's ``jnp.arange`` loses it)."""
+  return np.arange(n, dtype=dtype) if xp is np else jax.lax.iota(dtype, n)
+
+
 def _bilinear_matrix(n_in, n_out, align_corners: bool, scale_factor: Optional[float],
                      dtype) -> np.ndarray:
   """(n_out, n_in) interpolation weights of torch's 1-d linear upsampling.
@@ -87,7 +93,7 @@ def _bilinear_matrix(n_in, n_out, align_corners: bool, scale_factor: Optional[fl
   """
   xp = np if _is_static(n_in, n_out) else jnp
   ft = np.dtype(stats_dtype(dtype)).type
-  dst = xp.arange(n_out, dtype=ft)
+  dst = _arange(xp, n_out, ft)
   f_in, f_out = xp.asarray(n_in, ft), xp.asarray(n_out, ft)
   if align_corners:
     scale = (f_in - ft(1)) / xp.maximum(f_out - ft(1), ft(1)) if n_out != 1 else ft(0)
@@ -98,13 +104,15 @@ def _bilinear_matrix(n_in, n_out, align_corners: bool, scale_factor: Optional[fl
     if xp is jnp:  # torch rounds the product before the subtraction: no fused multiply-add
       product = jax.lax.cond(product[0] == product[0], lambda p: p, lambda p: p * 1, product)
     src = xp.maximum(product - ft(0.5), ft(0))
-  i0 = xp.minimum(xp.floor(src).astype(np.int64 if xp is np else int), n_in - 1)
-  i1 = xp.minimum(i0 + 1, n_in - 1)
+  last = xp.asarray(n_in, np.int32) - 1  # an array: jax2onnx misreads a repeated n_in - 1
+  i0 = xp.minimum(xp.floor(src).astype(np.int32), last)
+  i1 = xp.minimum(i0 + 1, last)
   lam = (src - i0.astype(ft)).astype(ft)
-  columns = xp.arange(n_in)
+  columns = _arange(xp, n_in, np.int32)
+  rows = lambda v: xp.expand_dims(v, 1)
   # Where i0 == i1 (the last source pixel) the two weights add, as torch's kernel adds them.
-  return (((i0[:, None] == columns) * (ft(1) - lam)[:, None]).astype(ft)
-          + ((i1[:, None] == columns) * lam[:, None]).astype(ft))
+  return (((rows(i0) == columns) * rows(ft(1) - lam)).astype(ft)
+          + ((rows(i1) == columns) * rows(lam)).astype(ft))
 
 
 def _separable(x: jax.Array, wh, ww) -> jax.Array:
@@ -158,9 +166,9 @@ def _adaptive_pool_matrix(n_in, n_out: int):
       end = -((-(i + 1) * n_in) // n_out)
       w[i, start:end] = 1.0 / (end - start)
     return w
-  i = jnp.arange(n_out)[:, None]
-  start, end = (i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)
-  columns = jnp.arange(n_in)[None]
+  i, size = jnp.expand_dims(_arange(jnp, n_out, np.int32), 1), jnp.asarray(n_in, np.int32)
+  start, end = (i * size) // n_out, -((-(i + 1) * size) // n_out)
+  columns = jnp.expand_dims(_arange(jnp, n_in, np.int32), 0)
   return ((columns >= start) & (columns < end)) / (end - start).astype(jnp.float32)
 
 

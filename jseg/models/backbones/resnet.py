@@ -4,6 +4,7 @@ from typing import Optional, Sequence
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from jseg.models import cpu_conv
 from jseg.models.layers import BatchNorm, conv2d
@@ -130,7 +131,9 @@ class ResNet(nn.Module):
     else:
       x = conv2d(x, self.stem_channels, 7, stride=2, padding=3, use_bias=False, name='conv1')
       x = nn.relu(BatchNorm(name='bn1')(x, train))
-    x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+    # The -inf border explicit (flax pads max_pool with it): jax2onnx's MaxPool drops padding.
+    x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=-jnp.inf)
+    x = nn.max_pool(x, window_shape=(3, 3), strides=(2, 2), padding='VALID')
     inplanes = self.stem_channels
     outs = []
     for i, num_blocks in enumerate(stage_blocks):

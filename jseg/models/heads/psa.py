@@ -39,10 +39,11 @@ def psa_mask(x: jax.Array, psa_type: str, mask_size: Sequence[int]) -> jax.Array
   # Index arithmetic on the host (in the program for symbolic sizes: jax.export); the
   # (H, W, H, W) gather broadcasts these small arrays.
   xp = np if isinstance(h, int) and isinstance(w, int) else jnp
-  ph = xp.arange(h)[:, None, None, None]
-  pw = xp.arange(w)[None, :, None, None]
-  qh = xp.arange(h)[None, None, :, None]
-  qw = xp.arange(w)[None, None, None, :]
+  arange = np.arange if xp is np else lambda n: jax.lax.iota(np.int32, n)
+  ph = arange(h).reshape(h, 1, 1, 1)
+  pw = arange(w).reshape(1, w, 1, 1)
+  qh = arange(h).reshape(1, 1, h, 1)
+  qw = arange(w).reshape(1, 1, 1, w)
   mh, mw = qh - ph + half_h, qw - pw + half_w
   valid_h = (mh >= 0) & (mh < mask_h)  # (H, 1, H, 1)
   valid_w = (mw >= 0) & (mw < mask_w)  # (1, W, 1, W)
