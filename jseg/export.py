@@ -120,8 +120,15 @@ def metadata(config, exported: jax.export.Exported, output: str, channel_order: 
                'stride': list(config.test.get('stride') or []),
                'resize_scale': list(config.data.test_img_scale), 'keep_ratio': True},
       'classes': classes, 'palette': palette, 'num_classes': config.data.num_classes,
-      'versions': {'jseg': importlib.metadata.version('jseg'), 'jax': jax.__version__},
+      'versions': {'jseg': _version('jseg'), 'jax': jax.__version__},
   }
+
+
+def _version(package: str) -> Optional[str]:
+  try:
+    return importlib.metadata.version(package)
+  except importlib.metadata.PackageNotFoundError:  # run from a checkout without pip install
+    return None
 
 
 def save(config, variables, out_dir: str, output: str = 'logits', channel_order: str = 'bgr',

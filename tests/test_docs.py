@@ -150,6 +150,7 @@ def _commands(text, module):
 
 @pytest.mark.parametrize('module,path', [('jseg.main', 'jseg/main.py'),
                                          ('jseg.convert', 'jseg/convert.py'),
+                                         ('jseg.export', 'jseg/export.py'),
                                          ('jseg.data.prepare', 'jseg/data/prepare.py')])
 def test_documented_commands_use_existing_flags(module, path):
   from jseg.data import datasets
