@@ -14,8 +14,12 @@ by its budget (or its machine) keeps what it measured, and ``--resume`` skips wh
     python benchmarks/gpu.py --json=gpu.json --markdown=gpu.md [--budget_s=540] [--resume]
     python benchmarks/gpu.py --smoke --json=/tmp/smoke.json   # CPU check: 3 jobs, tiny, R-18
     python benchmarks/gpu.py --jobs=memory/fcn,inference --json=part.json   # some jobs only
+    python benchmarks/gpu.py --framework=mmseg --json=gpu.json --resume   # MMSeg's side
 
-It installs nothing. Peak device memory is the process's peak so far (``memory_stats``), so
+``--framework=mmseg`` runs the same jobs in MMSegmentation 1.2.2 + torch in its own process
+(``benchmarks/gpu_mmseg.py``; ids ``mmseg/...``, into the same JSON), and the table sets each
+jseg row beside MMSeg's with the ratio of their times. Each job reports its compile time (jseg)
+too. It installs nothing. Peak device memory is the process's peak so far (``memory_stats``), so
 it is given once at the end; per job, XLA's memory analysis of the compiled executable.
 """
 import argparse
@@ -23,6 +27,7 @@ import json
 import os
 import sys
 import time
+from typing import Optional
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -37,6 +42,7 @@ R50 = {m: 'r50-d8_512x1024_80k_cityscapes' for m in (
 R50.update(upernet='r50_512x1024_80k_cityscapes', hrnet='hr18_512x1024_80k_cityscapes',
            ocrnet='hr18_512x1024_80k_cityscapes')
 SEED_PROTOCOL = ('pspnet', 'deeplabv3plus')
+MMSEG = 'mmseg/'  # the prefix of MMSeg's job ids
 FP16_ROWS = ('fcn', 'pspnet', 'deeplabv3', 'deeplabv3plus')
 PRECISIONS = ('float32', 'bfloat16')
 
@@ -77,20 +83,36 @@ def run_job(kind, method, variant, precision, remat, smoke: bool) -> dict:
                                    warmup=1 if smoke else 3)
 
 
+def _cells(job: str, r: Optional[dict], memory_key: str) -> list:
+  """img/s, ms and memory (GiB) of one framework's result ``r`` (blank where not run)."""
+  if r is None:
+    return ['', '', '']
+  if 'error' in r:
+    return [f'error: {r["error"]}', '', '']
+  gib = '' if r.get(memory_key) is None else f'{r[memory_key] / 2**30:.2f}'
+  if job.startswith('memory/'):
+    return ['', '', gib]
+  return [f'{r.get("fps", r.get("img_per_s")):.2f}',
+          f'{r.get("ms_per_img", r.get("ms_per_iter")):.1f}', gib]
+
+
 def markdown(results: dict) -> str:
-  gib = lambda b: 'n/a' if b is None else f'{b / 2**30:.2f}'  # noqa: E731
-  lines = [f'{results["device"]}, jax {results["jax"]}.', '',
-           '| Job | img/s | ms | XLA memory (GiB) |', '|---|---|---|---|']
-  for job, r in results['jobs'].items():
-    if 'error' in r:
-      lines.append(f'| {job} | error: {r["error"]} | | |')
-    elif job.startswith('memory/'):
-      lines.append(f'| {job} | | | {gib(r["compiled_memory_bytes"])} |')
-    else:
-      rate = r.get('fps', r.get('img_per_s'))
-      ms = r.get('ms_per_img', r.get('ms_per_iter'))
-      lines.append(f'| {job} | {rate:.2f} | {ms:.1f} | {gib(r["compiled_memory_bytes"])} |')
-  lines += ['', f'Peak device memory of the process (GiB): {gib(results.get("peak_memory_bytes"))}.']
+  """jseg's rows (XLA's memory of the compiled program) beside MMSeg's (torch's peak), with
+  jseg's time over MMSeg's."""
+  jobs = results['jobs']
+  lines = [f'jseg: {results["device"]}, jax {results["jax"]}.'
+           + (f' MMSeg: {results["mmseg_device"]}.' if 'mmseg_device' in results else ''), '',
+           '| Job | jseg img/s | jseg ms | jseg XLA memory (GiB) | MMSeg img/s | MMSeg ms '
+           '| MMSeg peak memory (GiB) | time jseg / MMSeg |', '|---|---|---|---|---|---|---|---|']
+  for job in dict.fromkeys(j.removeprefix(MMSEG) for j in jobs):
+    ours, theirs = jobs.get(job), jobs.get(MMSEG + job)
+    cells = _cells(job, ours, 'compiled_memory_bytes') + _cells(job, theirs, 'peak_memory_bytes')
+    ms = [r and r.get('ms_per_img', r.get('ms_per_iter')) for r in (ours, theirs)]
+    cells.append(f'{ms[0] / ms[1]:.2f}' if all(ms) else '')
+    lines.append(f'| {job} | ' + ' | '.join(cells) + ' |')
+  peak = results.get('peak_memory_bytes')
+  lines += ['', 'Peak device memory of the jseg process (GiB): '
+            f'{"n/a" if peak is None else f"{peak / 2**30:.2f}"}.']
   return '\n'.join(lines) + '\n'
 
 
@@ -102,6 +124,8 @@ def main():
                       help='no job starts after this many seconds')
   parser.add_argument('--resume', action='store_true', help='skip the jobs already in --json')
   parser.add_argument('--smoke', action='store_true', help='tiny sizes, R-18 FCN (CPU check)')
+  parser.add_argument('--framework', choices=('jseg', 'mmseg'), default='jseg',
+                      help='whose side to run (mmseg: MMSeg 1.2.2 + torch, needs the test extra)')
   parser.add_argument('--jobs', default='',
                       help='comma-separated prefixes of the job ids to run (default: every job), '
                       'e.g. memory,train/pspnet-r101 (several processes can share the work)')
@@ -114,7 +138,12 @@ def main():
   results = dict(device=benchmark.device_description(), jax=jax.__version__, jobs={})
   if args.resume and os.path.exists(args.json):
     with open(args.json) as f:
-      results['jobs'] = json.load(f)['jobs']
+      results.update({k: v for k, v in json.load(f).items() if k != 'device'}, jax=jax.__version__)
+  run = run_job
+  if args.framework == 'mmseg':
+    import gpu_mmseg  # pylint: disable=import-outside-toplevel  (torch only in this process)
+    run, results['mmseg_device'] = gpu_mmseg.run_job, gpu_mmseg.description()
+    selected = [(MMSEG + job, *spec) for job, *spec in selected if spec[-1] == 'none']
   for job, *spec in selected:
     if job in results['jobs']:
       continue
@@ -123,11 +152,12 @@ def main():
       print(f'budget of {args.budget_s:.0f} s spent: {job} and later not run (--resume)')
       break
     try:
-      results['jobs'][job] = run_job(*spec, smoke=args.smoke)
+      results['jobs'][job] = run(*spec, smoke=args.smoke)
     except Exception as e:  # pylint: disable=broad-except  (an out-of-memory row is a result)
       results['jobs'][job] = dict(error=f'{type(e).__name__}: {e}'[:300])
     print(f'[{time.perf_counter() - start:.0f} s] {job}: {results["jobs"][job]}', flush=True)
-    results['peak_memory_bytes'] = benchmark.peak_memory()
+    if args.framework == 'jseg':
+      results['peak_memory_bytes'] = benchmark.peak_memory()
     tmp = args.json + '.tmp'
     with open(tmp, 'w') as f:
       json.dump(results, f, indent=2)

@@ -195,13 +195,15 @@ def inference_benchmark(config, variables=None, num_images: int = 200, warmup: i
   keys = jax.random.split(jax.random.key(seed + 1), 2)
   images = [jax.device_put(jax.random.normal(k, (1, *in_size, 3), jnp.float32), device)
             for k in keys]  # two inputs in turn, so no call sees the previous one's input
+  start = time.perf_counter()
   compiled = segment.lower(variables, images[0]).compile()
+  compile_s = time.perf_counter() - start
   times = time_calls(lambda i: compiled(variables, images[i % 2]), num_images, warmup,
                      log and (lambda i, fps: log(f'Done image [{i:<3}/ {num_images}], '
                                                  f'fps: {fps:.2f} img / s')))
   fps = len(times) / times.sum()
   return dict(input_size=list(in_size), output_size=list(out_size), num_images=num_images,
-              warmup=warmup, fps=fps, ms_per_img=1e3 / fps,
+              warmup=warmup, fps=fps, ms_per_img=1e3 / fps, compile_s=compile_s,
               ms_per_img_median=1e3 * float(np.median(times)),
               gflops=flops(forward, variables, images[0]) / 1e9,
               gflops_per_img=cost(compiled).get('flops', 0.0) / 1e9,
@@ -258,7 +260,9 @@ def train_benchmark(config, batch_size: Optional[int] = None, steps: int = 20,
   images = rng.integers(0, 256, (local, h, w, 3), np.uint8)
   labels = rng.integers(0, config.data.num_classes, (local, h, w)).astype(np.uint8)
   labels[rng.random(labels.shape) < 0.05] = config.data.ignore_index
+  start = time.perf_counter()
   compiled, state, args = compiled_train_step(config, variables, images, labels, seed=seed)
+  compile_s = time.perf_counter() - start
   holder = [state]
 
   def step(_):
@@ -268,7 +272,7 @@ def train_benchmark(config, batch_size: Optional[int] = None, steps: int = 20,
   times = time_calls(step, warmup + steps, warmup)
   per_iter = float(times.sum() / len(times))
   return dict(batch_size=batch_size, crop_size=[h, w], steps=steps, warmup=warmup,
-              img_per_s=batch_size / per_iter, ms_per_iter=1e3 * per_iter,
+              img_per_s=batch_size / per_iter, ms_per_iter=1e3 * per_iter, compile_s=compile_s,
               gflops_per_iter=cost(compiled).get('flops', 0.0) / 1e9,
               peak_memory_bytes=peak_memory(), compiled_memory_bytes=compiled_memory(compiled))
 

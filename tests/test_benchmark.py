@@ -95,6 +95,19 @@ def test_gpu_script_smoke_and_train_step_memory_arguments(tmp_path):
   assert jobs['train/fcn/bfloat16']['img_per_s'] > 0 and jobs['inference/fcn/float32']['fps'] > 0
   table = (tmp_path / 'gpu.md').read_text()
   assert all(f'| {job} |' in table for job in jobs) and 'error' not in table
+  # MMSeg's side, in a process of its own, into the same JSON: each row beside jseg's.
+  done = gpu('--framework=mmseg', '--resume', f'--markdown={tmp_path / "gpu.md"}')
+  assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+  both = json.loads(out.read_text())['jobs']
+  assert list(both) == [*jobs, 'mmseg/train/fcn/bfloat16', 'mmseg/inference/fcn/float32'], both
+  assert both['mmseg/train/fcn/bfloat16']['precision'] == 'float32'  # AMP needs a GPU
+  assert both['mmseg/train/fcn/bfloat16']['img_per_s'] > 0
+  assert both['mmseg/inference/fcn/float32']['fps'] > 0
+  table = (tmp_path / 'gpu.md').read_text()
+  ratio = jobs['inference/fcn/float32']['ms_per_img'] / both['mmseg/inference/fcn/float32'][
+      'ms_per_img']
+  assert f'| {ratio:.2f} |' in table and 'MMSeg: CPU, torch' in table and 'error' not in table
+  assert jobs['train/fcn/bfloat16']['compile_s'] > 0
 
   memory = jobs['memory/fcn/bfloat16/blocks']
   config = jconfig.load('configs/fcn.py:r18-d8_512x1024_80k_cityscapes')
