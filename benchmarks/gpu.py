@@ -124,6 +124,8 @@ def main():
                       help='no job starts after this many seconds')
   parser.add_argument('--resume', action='store_true', help='skip the jobs already in --json')
   parser.add_argument('--smoke', action='store_true', help='tiny sizes, R-18 FCN (CPU check)')
+  parser.add_argument('--cache_dir', help="JAX's persistent compilation cache: a rerun (or "
+                      '--resume) loads the compiled steps instead of compiling them again')
   parser.add_argument('--framework', choices=('jseg', 'mmseg'), default='jseg',
                       help='whose side to run (mmseg: MMSeg 1.2.2 + torch, needs the test extra)')
   parser.add_argument('--jobs', default='',
@@ -134,6 +136,9 @@ def main():
   selected = [j for j in every if not prefixes or j[0].startswith(prefixes)]
   if not selected:
     parser.error(f'--jobs={args.jobs} selects none of: {", ".join(j[0] for j in every)}')
+  if args.cache_dir:
+    jax.config.update('jax_compilation_cache_dir', args.cache_dir)
+    jax.config.update('jax_persistent_cache_min_compile_time_secs', 0)
   start = time.perf_counter()
   results = dict(device=benchmark.device_description(), jax=jax.__version__, jobs={})
   if args.resume and os.path.exists(args.json):
