@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import fast_compile
+import parity
 from jseg import checkpoints, export
 from jseg import config as jconfig
 from jseg.models import build_segmentor, cpu_conv, init_variables
@@ -19,7 +20,8 @@ from jseg.models import build_segmentor, cpu_conv, init_variables
 ROOT = os.path.join(os.path.dirname(__file__), '..')
 # Each method's smallest backbone (quarter-width ResNet-18 where jseg has one), at the synthetic
 # data set's 6 classes: the export does not depend on the data set. The heads that jseg has on
-# ResNet-50 only run here on a ResNet-18 (flax takes the input channels from the input).
+# ResNet-50 only run here on a ResNet-18, and HRNet has one module per stage (the parity tests'
+# reductions: every kind of layer, a fraction of the compile time).
 SMALLEST = {
     'fcn': 'r18w16-d8', 'pspnet': 'r18w16-d8', 'psanet': 'r50-d8', 'deeplabv3': 'r18-d8',
     'deeplabv3plus': 'r18-d8', 'upernet': 'r18', 'hrnet': 'hr18s', 'gcnet': 'r50-d8',
@@ -32,7 +34,9 @@ PSA_SIZES = ((96, 128), (64, 160))  # PSANet's export takes multiples of 16
 def _model(method, variant=None):
   config = jconfig.load(f'configs/{method}.py:{variant or SMALLEST[method]}_64x64_2k_synthetic')
   if config.model.backbone.get('depth') == 50:
-    config.model.backbone.depth = 18
+    parity.on_resnet18(config.model)
+  elif config.model.backbone.type == 'HRNet':
+    parity.one_module_hrnet(config.model)
   return config, init_variables(build_segmentor(config), jax.random.key(0))
 
 
