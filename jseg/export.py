@@ -171,11 +171,11 @@ def load(directory: str) -> Callable[[np.ndarray], jax.Array]:
                      f'{META}: the file is damaged or was replaced')
   exported = jax.export.deserialize(data)
   want = meta['input']['shape']
+  fixed = [int(d) for d in want[1:3] if d.isdigit()]
+  k = meta['input']['size_multiple'] or 1
 
   def call(images):
     images = jnp.asarray(images)
-    fixed = [int(d) for d in want[1:3] if d.isdigit()]
-    k = meta['input']['size_multiple'] or 1
     h, w = images.shape[1:3] if images.ndim == 4 else (None, None)
     if (images.ndim != 4 or images.shape[-1] != 3 or images.dtype != jnp.uint8
         or (len(fixed) == 2 and (h, w) != tuple(fixed)) or h % k or w % k):

@@ -1,10 +1,10 @@
 """Fine-tuning (``--init_from``): a run's initial weights from another model's checkpoint.
 
 The source is a jseg orbax checkpoint, a training workdir (its best checkpoint), an MMSeg
-``.pth`` or MMSeg's published weights of a config (``zoo:NAME``, :mod:`jseg.zoo`). Variables whose path and shape match are loaded; the classifiers (every head's
-``conv_seg``, DANet's ``pam_cls_seg`` / ``cam_cls_seg``) keep their fresh initialization when
-the class count differs; everything else must fit. Optimizer state and step start fresh: this
-is not resume.
+``.pth`` or MMSeg's published weights of a config (``zoo:NAME``, :mod:`jseg.zoo`). Variables
+whose path and shape match are loaded; the classifiers (every head's ``conv_seg``, DANet's
+``pam_cls_seg`` / ``cam_cls_seg``) keep their fresh initialization when the class count
+differs; everything else must fit. Optimizer state and step start fresh: this is not resume.
 """
 import logging
 

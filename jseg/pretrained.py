@@ -2,9 +2,10 @@
 
 ``model.pretrained`` is an ``open-mmlab://`` or ``torchvision://`` name (resolved by
 :data:`URLS`, mmengine's ``hub/openmmlab.json`` and ``hub/torchvision_0.12.json`` entries for the
-zoo's backbones), a URL (downloaded once by :func:`jseg.download.fetch`) or a local ``.pth``. Loading is MMSeg's ``load_checkpoint(strict=False)`` on the backbone,
-made loud and guarded: missing and unexpected keys are logged, a wrongly shaped key or a file
-that covers under :data:`MIN_LOADED` of the backbone fails before a run starts.
+zoo's backbones), a URL (downloaded once by :func:`jseg.download.fetch`) or a local ``.pth``.
+Loading is MMSeg's ``load_checkpoint(strict=False)`` on the backbone, made loud and guarded:
+missing and unexpected keys are logged, a wrongly shaped key or a file that covers under
+:data:`MIN_LOADED` of the backbone fails before a run starts.
 """
 import logging
 import os

@@ -14,6 +14,7 @@ and offset checked against its storage. Anything else raises :class:`PthError` n
 file and the global, before anything was built from it.
 """
 import collections
+import contextlib
 import io
 import os
 import pickle
@@ -362,16 +363,15 @@ class _Storages:
     storage = self.data[key]
     if t.storage.dtype != storage.dtype:
       storage = storage.view(t.storage.dtype)  # _rebuild_tensor_v3 on an untyped storage
-    start = t.storage.offset + t.offset
-    if not t.size or 0 not in t.size:
-      last = start + sum((n - 1) * s for n, s in zip(t.size, t.stride))
-      end = t.storage.offset + (t.storage.numel if t.storage.numel is not None
-                                else storage.size - t.storage.offset)
-      if last >= min(end, storage.size):
-        raise _Refused(f'tensor of size {t.size}, stride {t.stride}, offset {t.offset} '
-                       f'reaches past storage {key!r} of {storage.size} elements')
-    else:
+    if 0 in t.size:
       return np.empty(t.size, storage.dtype)
+    start = t.storage.offset + t.offset
+    last = start + sum((n - 1) * s for n, s in zip(t.size, t.stride))
+    end = t.storage.offset + (t.storage.numel if t.storage.numel is not None
+                              else storage.size - t.storage.offset)
+    if last >= min(end, storage.size):
+      raise _Refused(f'tensor of size {t.size}, stride {t.stride}, offset {t.offset} '
+                     f'reaches past storage {key!r} of {storage.size} elements')
     count = int(np.prod(t.size, dtype=np.int64))
     contiguous = tuple(int(np.prod(t.size[i + 1:], dtype=np.int64)) for i in range(len(t.size)))
     if all(s == c or n == 1 for n, s, c in zip(t.size, t.stride, contiguous)):
@@ -541,7 +541,7 @@ def load(source: Union[str, os.PathLike, BinaryIO]):
       source, 'name', '<file object>')
   try:
     with (open(source, 'rb') if isinstance(source, (str, os.PathLike))
-          else _Unclosed(source)) as file:
+          else contextlib.nullcontext(source)) as file:  # a caller's file stays open
       head = file.read(512)
       file.seek(-len(head), io.SEEK_CUR)
       obj, storages = _LOADERS[container(head)](file)
@@ -555,16 +555,3 @@ def load(source: Union[str, os.PathLike, BinaryIO]):
           MemoryError, RecursionError, struct.error, pickle.UnpicklingError, zipfile.BadZipFile,
           tarfile.TarError) as e:
     raise PthError(f'{name} is not a readable PyTorch checkpoint: {type(e).__name__}: {e}') from e
-
-
-class _Unclosed:
-  """A caller's file object in a ``with``: left open."""
-
-  def __init__(self, file):
-    self.file = file
-
-  def __enter__(self):
-    return self.file
-
-  def __exit__(self, *exc):
-    return False

@@ -70,7 +70,8 @@ def test_zoo_downloads_once_and_loads_the_weights(published, tmp_path, capfd):
   cache = tmp_path / 'cache'
   assert os.listdir(cache) == [name] and len(gets) == 1
   # Later loads, by any of its names, read the cached file: no second download.
-  for source in ('zoo', f'zoo:{METHOD}_{VARIANT}', 'zoo:pspnet_r18-d8_4xb2-80k_cityscapes-512x1024'):
+  for source in ('zoo', f'zoo:{METHOD}_{VARIANT}',
+                 'zoo:pspnet_r18-d8_4xb2-80k_cityscapes-512x1024'):
     assert weights.resolve(source, config) == str(cache / name)
     jax.tree_util.tree_map(np.testing.assert_array_equal,
                            weights.load_variables(config, source), want)

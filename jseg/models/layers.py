@@ -71,13 +71,13 @@ def softmax(x: jax.Array, axis: int = -1) -> jax.Array:
   return jax.nn.softmax(x.astype(stats_dtype(x.dtype)), axis=axis).astype(x.dtype)
 
 
-def _is_static(*dims) -> bool:
+def is_static(*dims) -> bool:
   """Whether sizes are Python ints; else symbolic (``jax.export``'s shape polymorphism), and the
   weights below are computed in the program instead of on the host, by the same formulas."""
   return all(isinstance(d, (int, np.integer)) for d in dims)
 
 
-def _arange(xp, n, dtype):
+def arange(xp, n, dtype):
   """``xp.arange(n, dtype=dtype)``; for a symbolic ``n`` as the ``iota`` primitive itself, whose
   size every tracer of the program keeps (jax2onnx's ``jnp.arange`` loses it)."""
   return np.arange(n, dtype=dtype) if xp is np else jax.lax.iota(dtype, n)
@@ -91,9 +91,9 @@ def _bilinear_matrix(n_in, n_out, align_corners: bool, scale_factor: Optional[fl
   inputs, in float32 otherwise. Static sizes give a numpy constant, symbolic ones a traced
   array of the same values.
   """
-  xp = np if _is_static(n_in, n_out) else jnp
+  xp = np if is_static(n_in, n_out) else jnp
   ft = np.dtype(stats_dtype(dtype)).type
-  dst = _arange(xp, n_out, ft)
+  dst = arange(xp, n_out, ft)
   f_in, f_out = xp.asarray(n_in, ft), xp.asarray(n_out, ft)
   if align_corners:
     scale = (f_in - ft(1)) / xp.maximum(f_out - ft(1), ft(1)) if n_out != 1 else ft(0)
@@ -108,7 +108,7 @@ def _bilinear_matrix(n_in, n_out, align_corners: bool, scale_factor: Optional[fl
   i0 = xp.minimum(xp.floor(src).astype(np.int32), last)
   i1 = xp.minimum(i0 + 1, last)
   lam = (src - i0.astype(ft)).astype(ft)
-  columns = _arange(xp, n_in, np.int32)
+  columns = arange(xp, n_in, np.int32)
   rows = lambda v: xp.expand_dims(v, 1)
   # Where i0 == i1 (the last source pixel) the two weights add, as torch's kernel adds them.
   return (((rows(i0) == columns) * rows(ft(1) - lam)).astype(ft)
@@ -126,7 +126,7 @@ def _separable(x: jax.Array, wh, ww) -> jax.Array:
 def _scaled(n, factor: Optional[float]):
   """``floor(n * factor)`` (torch's output size for a scale factor); a symbolic ``n`` takes
   whole factors only."""
-  if _is_static(n):
+  if is_static(n):
     return int(np.floor(n * factor))
   if float(factor) != int(factor):
     raise ValueError(f'a symbolic size {n} scales by whole factors only, not {factor}')
@@ -148,7 +148,7 @@ def resize(x: jax.Array,
     size = (_scaled(h, sf[0]), _scaled(w, sf[1]))
   else:
     sf = (None, None)
-  size = tuple(int(s) if _is_static(s) else s for s in size)
+  size = tuple(int(s) if is_static(s) else s for s in size)
   if size == (h, w) and not any(sf):
     return x
   wh = _bilinear_matrix(h, size[0], align_corners, sf[0], x.dtype)
@@ -159,16 +159,16 @@ def resize(x: jax.Array,
 def _adaptive_pool_matrix(n_in, n_out: int):
   """(n_out, n_in) averaging weights over torch's adaptive pooling bins (floor / ceil edges);
   a numpy constant for a static ``n_in``, a traced array for a symbolic one."""
-  if _is_static(n_in):
+  if is_static(n_in):
     w = np.zeros((n_out, n_in), np.float64)
     for i in range(n_out):
       start = (i * n_in) // n_out
       end = -((-(i + 1) * n_in) // n_out)
       w[i, start:end] = 1.0 / (end - start)
     return w
-  i, size = jnp.expand_dims(_arange(jnp, n_out, np.int32), 1), jnp.asarray(n_in, np.int32)
+  i, size = jnp.expand_dims(arange(jnp, n_out, np.int32), 1), jnp.asarray(n_in, np.int32)
   start, end = (i * size) // n_out, -((-(i + 1) * size) // n_out)
-  columns = jnp.expand_dims(_arange(jnp, n_in, np.int32), 0)
+  columns = jnp.expand_dims(arange(jnp, n_in, np.int32), 0)
   return ((columns >= start) & (columns < end)) / (end - start).astype(jnp.float32)
 
 

@@ -13,7 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jseg.models.heads.decode_head import DecodeHead
-from jseg.models.layers import ConvModule, Group, conv2d, einsum, resize, softmax
+from jseg.models.layers import (ConvModule, Group, arange, conv2d, einsum, is_static, resize,
+                               softmax)
 
 PSA_TYPES = ('collect', 'distribute', 'bi-direction')
 
@@ -38,12 +39,11 @@ def psa_mask(x: jax.Array, psa_type: str, mask_size: Sequence[int]) -> jax.Array
   half_h, half_w = (mask_h - 1) // 2, (mask_w - 1) // 2
   # Index arithmetic on the host (in the program for symbolic sizes: jax.export); the
   # (H, W, H, W) gather broadcasts these small arrays.
-  xp = np if isinstance(h, int) and isinstance(w, int) else jnp
-  arange = np.arange if xp is np else lambda n: jax.lax.iota(np.int32, n)
-  ph = arange(h).reshape(h, 1, 1, 1)
-  pw = arange(w).reshape(1, w, 1, 1)
-  qh = arange(h).reshape(1, 1, h, 1)
-  qw = arange(w).reshape(1, 1, 1, w)
+  xp = np if is_static(h, w) else jnp
+  ph = arange(xp, h, np.int32).reshape(h, 1, 1, 1)
+  pw = arange(xp, w, np.int32).reshape(1, w, 1, 1)
+  qh = arange(xp, h, np.int32).reshape(1, 1, h, 1)
+  qw = arange(xp, w, np.int32).reshape(1, 1, 1, w)
   mh, mw = qh - ph + half_h, qw - pw + half_w
   valid_h = (mh >= 0) & (mh < mask_h)  # (H, 1, H, 1)
   valid_w = (mw >= 0) & (mw < mask_w)  # (1, W, 1, W)
