@@ -1,12 +1,16 @@
-"""Models out of jseg: a config's inference as one StableHLO artifact (``jax.export``) that runs
-without jseg, uint8 images in, logits / probabilities / labels out, normalization inside.
+"""Models out of jseg: a config's inference as one artifact that runs without jseg, uint8
+images in, logits / probabilities / labels out, normalization inside.
 
     python -m jseg.export --config=configs/pspnet.py:r50-d8_512x1024_80k_cityscapes \
-        --checkpoint=zoo --out=/tmp/pspnet_export [--output=labels] [--channel_order=rgb]
+        --checkpoint=zoo --out=/tmp/pspnet_export [--format=onnx] [--output=labels]
 
-writes ``model.stablehlo`` (``jax.export``'s serialization, for CPU and CUDA) and ``meta.json``
-(normalization, channel order, classes and palette, sizes, the config, versions, the artifact's
-sha256). The input is (N, H, W, 3) uint8 at the network's input size (MMSeg's test ``Resize`` is
+writes the artifact and ``meta.json`` (normalization, channel order, classes and palette, sizes,
+the config, versions, the artifact's sha256). Formats:
+
+- ``stablehlo``: ``model.stablehlo``, ``jax.export``'s serialization, for CPU and CUDA;
+- ``onnx``: ``model.onnx``, opset 17 (:mod:`jseg.onnx_lowering`), for ONNX Runtime, TensorRT,
+  OpenVINO; NCHW convolutions with no Transpose between them.
+ The input is (N, H, W, 3) uint8 at the network's input size (MMSeg's test ``Resize`` is
 the caller's, as with MMDeploy; ``meta.json`` has its scale), the output is at that size:
 
 - ``whole`` configs: any batch, height and width (symbolic shapes; PSANet's in multiples of 16,
@@ -15,7 +19,8 @@ the caller's, as with MMDeploy; ``meta.json`` has its scale), the output is at t
   batch, as :func:`jseg.inference.slide_logits`.
 
 The graph is jseg's inference with XLA's own convolutions (:func:`jseg.models.cpu_conv.portable`:
-the CPU rewrites stay in jseg): on one platform its outputs equal that forward bit for bit.
+the CPU rewrites stay in jseg): on one platform the StableHLO artifact's outputs equal that
+forward bit for bit; the ONNX model's equal it within float32 rounding (another runtime's sums).
 """
 import hashlib
 import importlib.metadata
@@ -36,7 +41,8 @@ from jseg.models import build_segmentor, cpu_conv
 OUTPUTS = ('logits', 'probs', 'labels')
 CHANNEL_ORDERS = ('bgr', 'rgb')
 PLATFORMS = ('cpu', 'cuda')
-ARTIFACT, META = 'model.stablehlo', 'meta.json'
+ARTIFACTS = {'stablehlo': 'model.stablehlo', 'onnx': 'model.onnx'}
+META = 'meta.json'
 # PSAHead's resize depends on whether its feature map (output stride 8) divides by its shrink
 # factor 2, so its graph fixes that: inputs in multiples of 16.
 PSA_SIZE_MULTIPLE = 16
@@ -63,7 +69,7 @@ def serving_fn(config, variables, output: str = 'logits',
   std = np.asarray(config.data.std, np.float32)
 
   def serve(images):
-    x = images[..., ::-1] if channel_order == 'bgr' else images  # the network takes RGB
+    x = jnp.flip(images, -1) if channel_order == 'bgr' else images  # the network takes RGB
     logits = network(variables, (x.astype(jnp.float32) - mean) / std)
     if output == 'logits':
       return logits
@@ -98,8 +104,23 @@ def export(config, variables, output: str = 'logits', channel_order: str = 'bgr'
         input_spec(config, image_size))
 
 
-def metadata(config, exported: jax.export.Exported, output: str, channel_order: str,
-             image_size: Optional[Tuple[int, int]], artifact_sha256: str) -> dict:
+def export_onnx(config, variables, output: str = 'logits', channel_order: str = 'bgr',
+                image_size: Optional[Tuple[int, int]] = None):
+  """The ONNX model (``onnx.ModelProto``) of :func:`serving_fn`, the variables inside:
+  input ``images``, output named after ``output``, the sizes of :func:`input_spec` dynamic."""
+  from jseg import onnx_lowering  # needs the onnx package: pip install 'jseg[export]'
+  serve = serving_fn(config, variables, output, channel_order)
+  try:
+    with cpu_conv.portable():
+      return onnx_lowering.to_onnx(serve, input_spec(config, image_size), output_name=output,
+                                   doc=f'jseg {config.name}')
+  except NotImplementedError as e:
+    raise ValueError(f'{config.name}: the ONNX export cannot express this network: {e}') from e
+
+
+def metadata(config, format: str, in_shape, out: jax.ShapeDtypeStruct, output: str,
+             channel_order: str, image_size: Optional[Tuple[int, int]],
+             artifact_sha256: str, platforms: Optional[Sequence[str]]) -> dict:
   """What ``meta.json`` says about an export: enough to prepare its input and read its output."""
   try:
     info = datasets.dataset_info(config.data.dataset)
@@ -107,13 +128,15 @@ def metadata(config, exported: jax.export.Exported, output: str, channel_order: 
   except FileNotFoundError:  # a folder data set not prepared here
     classes, palette = None, None
   return {
-      'config': config.name, 'format': 'stablehlo', 'artifact': ARTIFACT,
-      'artifact_sha256': artifact_sha256, 'platforms': list(exported.platforms),
+      'config': config.name, 'format': format, 'artifact': ARTIFACTS[format],
+      'artifact_sha256': artifact_sha256,
+      **({'platforms': list(platforms)} if format == 'stablehlo' else
+         {'opset': _onnx_opset(), 'input_name': 'images', 'output_name': output}),
       'input': {'dtype': 'uint8', 'layout': 'NHWC', 'channel_order': channel_order,
-                'shape': [str(d) for d in exported.in_avals[0].shape],
+                'shape': [str(d) for d in in_shape],
                 'size_multiple': size_multiple(config) if image_size is None else None},
-      'output': {'kind': output, 'shape': [str(d) for d in exported.out_avals[0].shape],
-                 'dtype': str(exported.out_avals[0].dtype)},
+      'output': {'kind': output, 'shape': [str(d) for d in out.shape],
+                 'dtype': str(out.dtype)},
       'normalization': {'mean': list(config.data.mean), 'std': list(config.data.std),
                         'to_rgb': channel_order == 'bgr'},
       'test': {'mode': config.test.mode, 'crop_size': list(config.test.get('crop_size') or []),
@@ -122,6 +145,11 @@ def metadata(config, exported: jax.export.Exported, output: str, channel_order: 
       'classes': classes, 'palette': palette, 'num_classes': config.data.num_classes,
       'versions': {'jseg': _version('jseg'), 'jax': jax.__version__},
   }
+
+
+def _onnx_opset() -> int:
+  from jseg import onnx_lowering
+  return onnx_lowering.OPSET
 
 
 def _version(package: str) -> Optional[str]:
@@ -133,21 +161,30 @@ def _version(package: str) -> Optional[str]:
 
 def save(config, variables, out_dir: str, output: str = 'logits', channel_order: str = 'bgr',
          image_size: Optional[Tuple[int, int]] = None,
-         platforms: Sequence[str] = PLATFORMS) -> str:
-  """Writes the export's ``model.stablehlo`` and ``meta.json`` into the new directory
-  ``out_dir`` (whole or not at all); returns it."""
+         platforms: Sequence[str] = PLATFORMS, format: str = 'stablehlo') -> str:
+  """Writes the export's artifact (``format``: stablehlo or onnx) and ``meta.json`` into the
+  new directory ``out_dir`` (whole or not at all); returns it."""
+  if format not in ARTIFACTS:
+    raise ValueError(f'format={format!r}; valid: {", ".join(ARTIFACTS)}')
   out_dir = os.path.abspath(out_dir)
   if os.path.exists(out_dir):
     raise FileExistsError(f'{out_dir} exists: give a new directory')
-  exported = export(config, variables, output, channel_order, image_size, platforms)
-  data = exported.serialize()
-  meta = metadata(config, exported, output, channel_order, image_size,
-                  hashlib.sha256(data).hexdigest())
+  spec = input_spec(config, image_size)
+  if format == 'stablehlo':
+    exported = export(config, variables, output, channel_order, image_size, platforms)
+    data, out = exported.serialize(), exported.out_avals[0]
+  else:
+    data = export_onnx(config, variables, output, channel_order, image_size).SerializeToString()
+    with cpu_conv.portable():
+      out = jax.eval_shape(serving_fn(config, variables, output, channel_order), spec)
+    platforms = None
+  meta = metadata(config, format, spec.shape, out, output, channel_order, image_size,
+                  hashlib.sha256(data).hexdigest(), platforms)
   parent = os.path.dirname(out_dir)
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(dir=parent, prefix=f'.{os.path.basename(out_dir)}-')
   try:
-    with open(os.path.join(tmp, ARTIFACT), 'wb') as f:
+    with open(os.path.join(tmp, ARTIFACTS[format]), 'wb') as f:
       f.write(data)
     with open(os.path.join(tmp, META), 'w') as f:
       json.dump(meta, f, indent=2)
@@ -158,10 +195,11 @@ def save(config, variables, out_dir: str, output: str = 'logits', channel_order:
   return out_dir
 
 
-def load(directory: str) -> Callable[[np.ndarray], jax.Array]:
-  """The exported function of a :func:`save` directory (needs jax only), after checking the
-  artifact against ``meta.json``'s sha256; an input of a size the export cannot take raises
-  ValueError naming the size and what the export takes."""
+def load(directory: str) -> Callable[[np.ndarray], np.ndarray]:
+  """The exported function of a :func:`save` directory, after checking the artifact against
+  ``meta.json``'s sha256: StableHLO through jax, ONNX through onnxruntime (jseg not needed
+  either way). An input of a size the export cannot take raises ValueError naming the size
+  and what the export takes."""
   with open(os.path.join(directory, META)) as f:
     meta = json.load(f)
   with open(os.path.join(directory, meta['artifact']), 'rb') as f:
@@ -169,20 +207,25 @@ def load(directory: str) -> Callable[[np.ndarray], jax.Array]:
   if hashlib.sha256(data).hexdigest() != meta['artifact_sha256']:
     raise ValueError(f'{directory}/{meta["artifact"]} does not match the sha256 in its '
                      f'{META}: the file is damaged or was replaced')
-  exported = jax.export.deserialize(data)
+  if meta['format'] == 'onnx':
+    import onnxruntime  # pip install 'jseg[export]'
+    session = onnxruntime.InferenceSession(data, providers=['CPUExecutionProvider'])
+    run = lambda images: session.run(None, {meta['input_name']: np.asarray(images)})[0]
+  else:
+    run = jax.export.deserialize(data).call
   want = meta['input']['shape']
   fixed = [int(d) for d in want[1:3] if d.isdigit()]
   k = meta['input']['size_multiple'] or 1
 
   def call(images):
-    images = jnp.asarray(images)
-    h, w = images.shape[1:3] if images.ndim == 4 else (None, None)
-    if (images.ndim != 4 or images.shape[-1] != 3 or images.dtype != jnp.uint8
+    shape, dtype = np.shape(images), getattr(images, 'dtype', None)
+    h, w = shape[1:3] if len(shape) == 4 else (None, None)
+    if (len(shape) != 4 or shape[-1] != 3 or dtype != np.uint8
         or (len(fixed) == 2 and (h, w) != tuple(fixed)) or h % k or w % k):
       raise ValueError(f'{meta["config"]} export takes uint8 (N, H, W, 3) images of shape '
                        f'{want}{f" (H and W multiples of {k})" if k > 1 else ""}, got '
-                       f'{images.dtype} {tuple(images.shape)}')
-    return exported.call(images)
+                       f'{dtype} {tuple(shape)}')
+    return run(images)
 
   return call
 
@@ -195,8 +238,10 @@ def main(argv):
   config = jconfig.resolve_num_classes(jconfig.load(FLAGS.config))
   variables = weights.load_variables(config, FLAGS.checkpoint)
   size = tuple(int(s) for s in FLAGS.image_size.split('x')) if FLAGS.image_size else None
-  out = save(config, variables, FLAGS.out, FLAGS.output, FLAGS.channel_order, size)
-  print(f'wrote {out} ({config.name}: {FLAGS.output}, {FLAGS.channel_order} uint8 in)')
+  out = save(config, variables, FLAGS.out, FLAGS.output, FLAGS.channel_order, size,
+             format=FLAGS.format)
+  print(f'wrote {out} ({config.name}, {FLAGS.format}: {FLAGS.output}, {FLAGS.channel_order} '
+        'uint8 in)')
 
 
 if __name__ == '__main__':
@@ -204,8 +249,8 @@ if __name__ == '__main__':
   flags.DEFINE_string('config', None, 'config spec PATH[:VARIANT]', required=True)
   flags.DEFINE_string('checkpoint', None, 'weights: orbax directory, training workdir, MMSeg .pth '
                       'or zoo / zoo:NAME', required=True)
-  flags.DEFINE_string('out', None, 'new directory for model.stablehlo and meta.json',
-                      required=True)
+  flags.DEFINE_string('out', None, 'new directory for the artifact and meta.json', required=True)
+  flags.DEFINE_enum('format', 'stablehlo', list(ARTIFACTS), 'stablehlo (jax.export) or onnx')
   flags.DEFINE_enum('output', 'logits', list(OUTPUTS), 'what the export returns')
   flags.DEFINE_enum('channel_order', 'bgr', list(CHANNEL_ORDERS),
                     "the input's channel order (bgr: as cv2.imread reads, MMSeg's)")
