@@ -344,9 +344,10 @@ class _Lowering:
     groups = _reshape_groups(x.shape, aval.shape)
     if groups is not None and x.const is None:
       # Stored order already has each group's axes together and in order: reshape as stored.
-      first = {g[0][0] if g[0] else None: g for g in groups}
+      first = {g[0][0]: g for g in groups if g[0]}
       order, ok, i = [], True, 0
-      perm = x.perm
+      grouped = {a for g in groups for a in g[0]}
+      perm = [p for p in x.perm if p in grouped]  # size-1 axes aside
       while i < len(perm):
         group = first.get(perm[i])
         if group is None or tuple(perm[i:i + len(group[0])]) != tuple(group[0]):
@@ -621,40 +622,32 @@ def _at_most(a, b) -> Optional[bool]:
 
 
 def _reshape_groups(shape_in, shape_out):
-  """[(in axes, out axes)] when the reshape only merges / splits neighbouring axes (a size-1
-  output axis with no input is a group ``((), (k,))``); None otherwise."""
-  groups, i, j = [], 0, 0
+  """[(in axes, out axes)] when the reshape only merges / splits neighbouring axes, size-1
+  axes aside (an output one is a group ``((), (k,))``, an input one belongs to none); None
+  otherwise."""
   one = lambda d: _is_static(d) and d == 1
-  try:
-    while i < len(shape_in) or j < len(shape_out):
-      if j < len(shape_out) and one(shape_out[j]) and (i >= len(shape_in)
-                                                        or not one(shape_in[i])):
-        groups.append(((), (j,)))
-        j += 1
-        continue
-      if i >= len(shape_in) or j >= len(shape_out):
+  ins = [i for i, d in enumerate(shape_in) if not one(d)]
+  outs = [j for j, d in enumerate(shape_out) if not one(d)]
+  groups = [((), (j,)) for j, d in enumerate(shape_out) if one(d)]
+  i = j = 0
+  while i < len(ins) and j < len(outs):
+    gi, gj = [ins[i]], [outs[j]]
+    a, b = shape_in[ins[i]], shape_out[outs[j]]
+    i, j = i + 1, j + 1
+    while not _same(a, b):
+      grow_in = _at_most(a, b)
+      if grow_in is None and _at_most(b, a) is None:
         return None
-      gi, gj = [i], [j]
-      a, b = shape_in[i], shape_out[j]
-      i, j = i + 1, j + 1
-      while not _same(a, b):
-        grow_in = _at_most(a, b)
-        if grow_in is None and _at_most(b, a) is None:
-          return None
-        if grow_in:
-          if i >= len(shape_in):
-            return None
-          a, i = a * shape_in[i], i + 1
-          gi.append(i - 1)
-        else:
-          if j >= len(shape_out):
-            return None
-          b, j = b * shape_out[j], j + 1
-          gj.append(j - 1)
-      groups.append((tuple(gi), tuple(gj)))
-  except Exception:  # noqa: BLE001  an undecidable symbolic comparison: no grouping
-    return None
-  return groups
+      if grow_in and i < len(ins):
+        a, i = a * shape_in[ins[i]], i + 1
+        gi.append(ins[i - 1])
+      elif not grow_in and j < len(outs):
+        b, j = b * shape_out[outs[j]], j + 1
+        gj.append(outs[j - 1])
+      else:
+        return None
+    groups.append((tuple(gi), tuple(gj)))
+  return groups if i == len(ins) and j == len(outs) else None
 
 
 def to_onnx(fn: Callable, spec: jax.ShapeDtypeStruct, input_name: str = 'images',
