@@ -4,6 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from jax.extend.core import jaxprs_in_params
 
 import mmseg_ref as ref
 import parity
@@ -49,6 +50,33 @@ def test_psa_mask_equals_mmcv_kernel(psa_type, mask_size, feat):
   (ref_psa_mask(x_loop, kind, mask_size) * weights).sum().backward()
   (indexed * weights).sum().backward()
   np.testing.assert_array_equal(x_indexed.grad.numpy(), x_loop.grad.numpy())
+
+
+def _primitives(jaxpr):
+  for eqn in jaxpr.eqns:
+    yield eqn.primitive.name
+    for sub in jaxprs_in_params(eqn.params):
+      yield from _primitives(sub)
+
+
+@pytest.mark.parametrize('psa_type', ['collect', 'distribute'])
+def test_psa_mask_exported_for_symbolic_sizes_equals_mmcv_kernel(psa_type):
+  """psa_mask under jax.export's symbolic sizes (its other windowing), for windows smaller and
+  larger than the map, equals the transcribed kernel; and holds no gather, whose indices an
+  ONNX export would store as (H * W)^2 x 4 integers."""
+  rng = np.random.default_rng(1)
+  kind = 0 if psa_type == 'collect' else 1
+  for mask_size in [(5, 7), (97, 97)]:
+    channels = mask_size[0] * mask_size[1]
+    spec = jax.ShapeDtypeStruct((*jax.export.symbolic_shape('b, h, w'), channels), jnp.float32)
+    fn = jax.jit(lambda x: psa_mask(x, psa_type, mask_size))
+    assert 'gather' not in set(_primitives(jax.make_jaxpr(fn)(spec).jaxpr))
+    exported = jax.export.export(fn)(spec)
+    for feat in [(6, 8), (9, 4)]:
+      x = rng.standard_normal((2, *feat, channels)).astype(np.float32)
+      want = ref_psa_mask(ref.nchw(x), kind, mask_size)
+      np.testing.assert_array_equal(np.asarray(exported.call(x)), ref.nhwc(want),
+                                    err_msg=str((mask_size, feat)))
 
 
 HEAD_OPTIONS = [

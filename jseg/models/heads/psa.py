@@ -1,6 +1,6 @@
 """PSAHead (PSANet): point-wise spatial attention, collect and distribute branches.
 
-MMSeg's ``psa_head.py`` with mmcv's ``PSAMask`` written as one gather: the
+MMSeg's ``psa_head.py`` with mmcv's ``PSAMask`` written as pads, slices and reshapes: the
 attention map predicts, for every feature pixel, a ``mask_size`` window of
 weights centred on it; PSAMask places that window into a dense
 (pixels x pixels) attention matrix.
@@ -10,13 +10,44 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jseg.models.heads.decode_head import DecodeHead
-from jseg.models.layers import (ConvModule, Group, arange, conv2d, einsum, is_static, resize,
-                               softmax)
+from jseg.models.layers import ConvModule, Group, conv2d, einsum, is_static, resize, softmax
 
 PSA_TYPES = ('collect', 'distribute', 'bi-direction')
+
+
+def _window(a: jax.Array, axis: int, size, half: int) -> jax.Array:
+  """The 2 * size entries ``a[..., j + half - size + 1, ...]`` (j = 0 .. 2 * size - 1) of the
+  mask ``axis``, zero outside the mask: the offsets q - p + half of 0 <= p, q < size (shifted by
+  size - 1; j = 2 * size - 1 is a spare). Static sizes pad or slice exactly; symbolic ones, whose
+  size - 1 - half has no known sign, pad by size - 1 and size + 1, then slice from ``half``."""
+  static = is_static(size)
+  if static:
+    lo, start = max(0, size - 1 - half), max(0, half - size + 1)
+    hi = max(0, start + 2 * size - lo - a.shape[axis])
+  else:
+    lo, start, hi = size - 1, half, size + 1
+  if not static or lo or hi:
+    config = [(0, 0, 0)] * a.ndim
+    config[axis] = (lo, hi, 0)
+    a = jax.lax.pad(a, jnp.zeros((), a.dtype), config)
+  return jax.lax.slice_in_dim(a, start, start + 2 * size, axis=axis)
+
+
+def _skew(a: jax.Array) -> jax.Array:
+  """(B, P, X, 2P, R) -> (B, P, X, P, R): ``out[b, p, x, q] = a[b, p, x, q - p + P - 1]``.
+
+  By reshapes: with each p's row of S = X * 2P offsets (of R entries) padded by one, rows of
+  S + 1 flattened and read back in rows of S, row p starts p offsets further on, so its
+  entry x * 2P + t is ``a[p, x, t - p]`` (t >= p); t = q + P - 1 are the ones kept. R stays
+  the last axis throughout: every slice bound is linear in P, as ``jax.export`` can check.
+  """
+  b, p, x, l, r = a.shape
+  rows = jax.lax.pad(a.reshape(b, p, x * l, r), jnp.zeros((), a.dtype),
+                     [(0, 0, 0), (0, 0, 0), (0, 1, 0), (0, 0, 0)])
+  flat = jax.lax.slice_in_dim(rows.reshape(b, p * (x * l + 1), r), 0, p * x * l, axis=1)
+  return jax.lax.slice_in_dim(flat.reshape(b, p, x, l, r), p - 1, 2 * p - 1, axis=3)
 
 
 def psa_mask(x: jax.Array, psa_type: str, mask_size: Sequence[int]) -> jax.Array:
@@ -29,6 +60,12 @@ def psa_mask(x: jax.Array, psa_type: str, mask_size: Sequence[int]) -> jax.Array
 
   - collect:    out[q, p] = m(q, p)  (pixel q gathers from p with q's weights)
   - distribute: out[q, p] = m(p, q)  (pixel p sends to q with p's weights)
+
+  Data movement only, no gather (whose indices an ONNX export would hold as a
+  (H * W)^2 x 4 constant): the offset splits into an h and a w part, each cut to
+  the 2H (2W) offsets q - p can take (:func:`_window`), then skewed into q by
+  reshapes (:func:`_skew`), h first, then w. Past the window (which symbolic sizes
+  pad by 2H and 2W first), intermediates are at most 4x the output.
   """
   if psa_type not in ('collect', 'distribute'):
     raise ValueError(f'psa_type must be collect or distribute, got {psa_type!r}')
@@ -37,21 +74,10 @@ def psa_mask(x: jax.Array, psa_type: str, mask_size: Sequence[int]) -> jax.Array
   if c != mask_h * mask_w:
     raise ValueError(f'PSAMask needs {mask_h}x{mask_w}={mask_h * mask_w} channels, got {c}')
   half_h, half_w = (mask_h - 1) // 2, (mask_w - 1) // 2
-  # Index arithmetic on the host (in the program for symbolic sizes: jax.export); the
-  # (H, W, H, W) gather broadcasts these small arrays.
-  xp = np if is_static(h, w) else jnp
-  ph = arange(xp, h, np.int32).reshape(h, 1, 1, 1)
-  pw = arange(xp, w, np.int32).reshape(1, w, 1, 1)
-  qh = arange(xp, h, np.int32).reshape(1, 1, h, 1)
-  qw = arange(xp, w, np.int32).reshape(1, 1, 1, w)
-  mh, mw = qh - ph + half_h, qw - pw + half_w
-  valid_h = (mh >= 0) & (mh < mask_h)  # (H, 1, H, 1)
-  valid_w = (mw >= 0) & (mw < mask_w)  # (1, W, 1, W)
-  m = x.reshape(n, h, w, mask_h, mask_w)[:, ph, pw, xp.clip(mh, 0, mask_h - 1),
-                                         xp.clip(mw, 0, mask_w - 1)]  # (N, H, W, H, W)
-  zero = jnp.zeros((), x.dtype)
-  # Two broadcast masks, not their (H, W, H, W) product: no pixels^2 constant in the program.
-  m = jnp.where(jnp.asarray(valid_w), jnp.where(jnp.asarray(valid_h), m, zero), zero)
+  m = x.reshape(n, h, w, mask_h, mask_w)
+  m = _window(_window(m, 3, h, half_h), 4, w, half_w)  # (N, H, W, 2H, 2W)
+  m = _skew(m)  # (N, H, W, H, 2W): [n, ph, pw, qh, qw - pw + W - 1]
+  m = _skew(m.reshape(n * h, w, h, 2 * w, 1))  # (N * H, W, H, W, 1): [n ph, pw, qh, qw]
   m = m.reshape(n, h * w, h * w)
   if psa_type == 'distribute':
     m = m.transpose(0, 2, 1)
