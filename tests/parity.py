@@ -38,6 +38,17 @@ def _heads(model_cfg):
 _R18_WIDTHS = {256: 64, 512: 128, 1024: 256, 2048: 512}
 
 
+def nonzero_params(variables, seed: int = 1):
+  """``variables`` with its all-zero parameters (the attention heads' gamma, biases) drawn as
+  0.1 x normal noise: at 0 they would leave whole branches out of a comparison."""
+  leaves, tree = jax.tree_util.tree_flatten(variables['params'])
+  keys = jax.random.split(jax.random.key(seed), len(leaves))
+  params = jax.tree_util.tree_unflatten(tree, [
+      0.1 * jax.random.normal(k, p.shape, p.dtype) if not p.any() else p
+      for k, p in zip(keys, leaves)])
+  return {**variables, 'params': params}
+
+
 def on_resnet18(*model_cfgs):
   """Puts the heads of ResNet-50 model configs (jseg's, MMSeg's) on a ResNet-18 backbone, in
   place: the heads' input widths follow, everything else stays."""

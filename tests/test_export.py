@@ -40,15 +40,8 @@ def _model(method, variant=None):
     parity.on_resnet18(config.model)
   elif config.model.backbone.type == 'HRNet':
     parity.one_module_hrnet(config.model)
-  variables = init_variables(build_segmentor(config), jax.random.key(0))
-  # Zero-initialized parameters (the attention heads' gamma, biases) made nonzero: at 0 they
-  # would leave whole branches out of the comparison.
-  leaves, tree = jax.tree_util.tree_flatten(variables['params'])
-  keys = jax.random.split(jax.random.key(1), len(leaves))
-  params = jax.tree_util.tree_unflatten(tree, [
-      0.1 * jax.random.normal(k, p.shape, p.dtype) if not p.any() else p
-      for k, p in zip(keys, leaves)])
-  return config, {**variables, 'params': params}
+  return config, parity.nonzero_params(
+      init_variables(build_segmentor(config), jax.random.key(0)))
 
 
 def _images(size, batch=1, seed=0):
