@@ -227,7 +227,8 @@ def jitted_train_step(config, state, mesh):
   replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
   step = jtrain.make_train_step(build_segmentor(config), jtrain.make_optimizer(config.train),
                                 config.model, config.data)
-  return jtrain.jit_train_step(step, mesh, jax.tree_util.tree_map(lambda _: replicated, state))
+  return jtrain.jit_train_step(step, mesh, jax.tree_util.tree_map(lambda _: replicated, state),
+                               loader_batch=True)
 
 
 def compiled_train_step(config, variables, images, labels, mesh=None, seed: int = 0):

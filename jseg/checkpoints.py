@@ -43,7 +43,7 @@ def best_checkpoint(workdir: str) -> str:
 
 # What a resumed run may change: its schedule, evaluation, the (already loaded) ImageNet file and
 # its prefix (model.pretrained_prefix) and how its batches are made (not what they hold).
-RESUMABLE = ('train.', 'test.', 'model.pretrained', 'data.worker_processes')
+RESUMABLE = ('train.', 'test.', 'model.pretrained', 'data.worker_processes', 'mesh.')
 # Keys added to the config since workdirs were first written -> the key whose value the runs
 # before them used in their place: a saved config without such a key resumes where its value is
 # that key's (e.g. the test set of a run made before data.test_dataset was its training set).

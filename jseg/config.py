@@ -412,6 +412,9 @@ def recipe(method: str, arg, valid) -> ml_collections.ConfigDict:
   c.train.loss_scale = ml_collections.FieldReference(None, field_type=object)
   # Where the poly decay ends; None: at ``iterations`` (also when that is overridden).
   c.train.schedule_end = ml_collections.FieldReference(None, field_type=int)
+  # Devices per image (jseg.train.make_mesh): each image's rows split over ``spatial`` devices,
+  # for images larger than one device holds; 1: data parallel only.
+  c.mesh = dict(spatial=1)
   if laptop:  # from scratch in minutes: AdamW learns the shapes far faster
     c.train.update(optimizer='adamw', lr=3e-3, weight_decay=1e-4, min_lr=1e-5)
   if v.fp16:

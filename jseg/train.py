@@ -113,9 +113,20 @@ def make_optimizer(train_cfg) -> optax.GradientTransformation:
   return tx
 
 
-def make_mesh(devices=None) -> Mesh:
-  """A 1-d mesh, axis ``data``, over ``devices`` (default: every device of every process)."""
-  return Mesh(np.asarray(devices if devices is not None else jax.devices()), ('data',))
+def make_mesh(devices=None, spatial: int = 1) -> Mesh:
+  """The 2-d mesh ``('data', 'spatial')`` over ``devices`` (default: every device of every
+  process): images split over ``data``, each image's rows over ``spatial`` (``mesh.spatial``
+  in the config; 1: data parallel only)."""
+  devices = np.asarray(devices if devices is not None else jax.devices())
+  if spatial < 1 or devices.size % spatial:
+    raise ValueError(f'mesh.spatial={spatial} does not divide the {devices.size} devices')
+  return Mesh(devices.reshape(devices.size // spatial, spatial), ('data', 'spatial'))
+
+
+def batch_sharding(mesh: Mesh, ndim: int) -> NamedSharding:
+  """Images (N, H, W, C) and labels (N, H, W): N over ``data``, H over ``spatial``; smaller
+  per-image arrays (the loader's sizes) over ``data``."""
+  return NamedSharding(mesh, P('data', 'spatial') if ndim >= 3 else P('data'))
 
 
 def init_variables(config, rng, model=None, init_from: Optional[str] = None) -> dict:
@@ -231,19 +242,37 @@ class NonFinitePolicy:
             f'({what}); train.max_consecutive_skips={self.limit}')
 
 
-def jit_train_step(train_step, mesh: Mesh, state_sharding):
-  """The step jitted over ``mesh``: batch sharded on ``data``, state replicated and donated."""
-  batch = NamedSharding(mesh, P('data'))
+def jit_train_step(train_step, mesh: Mesh, state_sharding, loader_batch: bool = False):
+  """The step jitted over ``mesh``: batch as :func:`batch_sharding` (``loader_batch``: images
+  the loader's pair ``(images, sizes)``), state replicated and donated. XLA partitions the
+  convolutions along H (halo exchange) and makes the reductions (BatchNorm, losses) collectives."""
+  images = batch_sharding(mesh, 4)
+  if loader_batch:
+    images = (images, batch_sharding(mesh, 2))
   replicated = NamedSharding(mesh, P())
-  return jax.jit(train_step, in_shardings=(state_sharding, batch, batch, replicated),
+  return jax.jit(train_step,
+                 in_shardings=(state_sharding, images, batch_sharding(mesh, 3), replicated),
                  out_shardings=(state_sharding, replicated), donate_argnums=0)
 
 
 def global_batch(mesh: Mesh, *local_arrays):
-  """Global arrays, sharded on their first axis, from this process's part of the batch (e.g.
-  images, labels; multi-host safe)."""
-  sharding = NamedSharding(mesh, P('data'))
-  return tuple(jax.make_array_from_process_local_data(sharding, x) for x in local_arrays)
+  """Global arrays (:func:`batch_sharding`) from this process's part of the batch (e.g. images,
+  labels, sizes; multi-host safe)."""
+  return tuple(jax.make_array_from_process_local_data(batch_sharding(mesh, x.ndim), x)
+               for x in local_arrays)
+
+
+def check_mesh(config, mesh: Mesh) -> None:
+  """The batch divides over ``data`` and the crop's rows over ``spatial``, else ValueError
+  naming the sizes (XLA would pad uneven shards: another program, not this one's numbers)."""
+  data, spatial = mesh.shape['data'], mesh.shape['spatial']
+  if config.train.batch_size % data:
+    raise ValueError(f'train.batch_size={config.train.batch_size} is not divisible by the '
+                     f'{data} data-parallel groups of the mesh ({mesh.size} devices / '
+                     f'mesh.spatial={spatial})')
+  if config.data.crop_size[0] % spatial:
+    raise ValueError(f'data.crop_size={tuple(config.data.crop_size)}: its height does not '
+                     f'divide into mesh.spatial={spatial} row blocks')
 
 
 def _checkpoint_managers(workdir: str, keep: int):
@@ -298,10 +327,8 @@ def train_and_evaluate(config, workdir: str, stop_at: Optional[int] = None,
                                        max(1, train_cfg.checkpoint_interval),
                                        max(1, train_cfg.log_interval))
   is_main = jax.process_index() == 0
-  mesh = make_mesh()
-  if train_cfg.batch_size % jax.device_count():
-    raise ValueError(f'train.batch_size={train_cfg.batch_size} is not divisible by the '
-                     f'{jax.device_count()} devices')
+  mesh = make_mesh(spatial=config.mesh.spatial)
+  check_mesh(config, mesh)
   model = build_segmentor(config)
   tx = make_optimizer(train_cfg)
   nonfinite = NonFinitePolicy(train_cfg)
@@ -311,7 +338,7 @@ def train_and_evaluate(config, workdir: str, stop_at: Optional[int] = None,
   state, resumed = _restore_or_init(last, model, tx, config, mesh, init_from)
   state_sharding = jax.tree_util.tree_map(lambda x: x.sharding, state)
   train_step = jit_train_step(make_train_step(model, tx, config.model, config.data), mesh,
-                              state_sharding)
+                              state_sharding, loader_batch=True)
   start = int(state.step)
   log = report.Reporter(workdir, config, enabled=is_main, start=start)
   if resumed:

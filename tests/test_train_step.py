@@ -3,6 +3,7 @@ the single-device step on the same global batch (several processes: test_faults.
 import os
 import subprocess
 import sys
+import types
 
 import jax
 import jax.numpy as jnp
@@ -86,6 +87,44 @@ def test_sharded_step_on_8_devices_equals_one_device(tmp_path):
   _run(tmp_path / 'one.npz', 1, env=devices8)
   _run(tmp_path / 'eight.npz', 8, env=devices8)
   _assert_same(tmp_path / 'eight.npz', tmp_path / 'one.npz')
+
+
+@pytest.mark.parametrize('method', ['pspnet', 'ocrnet'])
+def test_spatial_meshes_equal_the_data_parallel_step_in_float64(method, tmp_path):
+  """One float64 train step and eval forward on 8 devices as 8 x 1 (data parallel), 2 x 4 and
+  1 x 8 ('data' x 'spatial': each image's rows split over 4 or 8 devices): the same sums in
+  another order, so updates, BatchNorm statistics, loss and logits agree to 1e-10 relative.
+  PSPNet pools each whole map, OCRNet attends over it; tests/spatial_step.py runs any method."""
+  out = tmp_path / 'meshes.npz'
+  proc = subprocess.run([sys.executable, os.path.join(HERE, 'spatial_step.py'), str(out), method,
+                         'float64'], cwd=ROOT, capture_output=True, text=True, timeout=900,
+                        env=fast_compile.env(XLA_FLAGS='--xla_force_host_platform_device_count=8'))
+  assert proc.returncode == 0, proc.stdout + proc.stderr
+  got = np.load(out)
+  names = [k[len('8x1:'):] for k in got if k.startswith('8x1:')]
+  assert len(names) > 20 and 'loss' in names and 'logits' in names
+  for mesh in ('2x4', '1x8'):
+    for name in names:
+      want = got[f'8x1:{name}']
+      # Parameters and statistics by their change in the step: "both barely moved" must fail.
+      scale = np.abs(want - got[f'init:{name}']) if f'init:{name}' in got else np.abs(want)
+      err = np.abs(got[f'{mesh}:{name}'] - want).max() / scale.max()
+      assert err <= 1e-10, f'{mesh} {name}: {err:.2e}'
+
+
+def test_mesh_sizes_that_do_not_divide_are_named():
+  config = jconfig.load('configs/fcn.py:r18-d8_512x1024_80k_cityscapes')
+  with pytest.raises(ValueError, match='mesh.spatial=3 does not divide the 2 devices'):
+    train.make_mesh([jax.devices()[0]] * 2, spatial=3)
+  mesh_2x4 = types.SimpleNamespace(shape={'data': 2, 'spatial': 4}, size=8)
+  config.data.crop_size = (510, 1024)
+  with pytest.raises(ValueError, match=r'crop_size=\(510, 1024\): its height does not divide '
+                                       'into mesh.spatial=4 row blocks'):
+    train.check_mesh(config, mesh_2x4)
+  config.data.crop_size, config.train.batch_size = (512, 1024), 3
+  with pytest.raises(ValueError, match=r'batch_size=3 is not divisible by the 2 data-parallel '
+                                       r'groups of the mesh \(8 devices / mesh.spatial=4\)'):
+    train.check_mesh(config, mesh_2x4)
 
 
 @pytest.mark.parametrize('iterations,end', [(100, 100), (80, 40)])
