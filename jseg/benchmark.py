@@ -278,12 +278,12 @@ def train_benchmark(config, batch_size: Optional[int] = None, steps: int = 20,
               peak_memory_bytes=peak_memory(), compiled_memory_bytes=compiled_memory(compiled))
 
 
-def train_step_memory(config, batch_size: Optional[int] = None) -> dict:
-  """XLA's memory analysis of the jitted train step at ``batch_size`` (default: the config's)
-  and the config's crop on one device, compiled from shapes alone: no weights are made and
-  nothing runs, so it sizes steps that would not fit."""
+def train_step_memory(config, batch_size: Optional[int] = None, mesh=None) -> dict:
+  """XLA's memory analysis (per device) of the jitted train step at ``batch_size`` (default:
+  the config's) and the config's crop on ``mesh`` (default one device), compiled from shapes
+  alone: no weights are made and nothing runs, so it sizes steps that would not fit."""
   batch_size = batch_size or config.train.batch_size
-  mesh = jax.sharding.Mesh(np.array(jax.local_devices()[:1]), ('data',))
+  mesh = mesh or jtrain.make_mesh(jax.local_devices()[:1])
   model = build_segmentor(config)
   tx = jtrain.make_optimizer(config.train)
   h, w = config.data.crop_size
@@ -296,7 +296,7 @@ def train_step_memory(config, batch_size: Optional[int] = None) -> dict:
   compiled = jitted_train_step(config, state, mesh).lower(
       state, (images, sizes), labels, jax.random.key(0)).compile()
   m = compiled.memory_analysis()
-  return dict(batch_size=batch_size, crop_size=[h, w],
+  return dict(batch_size=batch_size, crop_size=[h, w], mesh=dict(mesh.shape),
               precision=config.get('precision', 'float32'),
               remat=config.train.get('remat', 'none'), compile_s=time.perf_counter() - start,
               argument_bytes=int(m.argument_size_in_bytes), temp_bytes=int(m.temp_size_in_bytes),

@@ -2,8 +2,9 @@
 
 Every process evaluates its share of the split of the test data set (``data.test_dataset``, at
 ``data.test_img_scale``: ``loader.eval_samples``) on all of its local devices: images of one
-size go through as one batch sharded across the devices, so a size
-compiles once (said in the log) and runs ``local_device_count`` images per call. Per image,
+size go through as one batch sharded across the devices (each image's rows over
+``mesh.spatial`` of them: :mod:`jseg.mesh`), so a size compiles once (said in the log) and runs
+``local_device_count / mesh.spatial`` images per call. Per image,
 the prediction's confusion matrix is taken on the device; the host sums them in int64, and
 the processes sum theirs at the end. Images wait, at most ``MAX_PENDING_PER_DEVICE`` per
 device, for others of their size; a batch that cannot be filled is padded and the padding
@@ -17,20 +18,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding, PartitionSpec as P
 
 from jseg import metrics as jmetrics
 from jseg.data import loader
 from jseg.inference import make_predict_fn, output_align_corners
+from jseg.mesh import make_mesh
 
 # Images held back at most, per device, while waiting for more of the same size.
 MAX_PENDING_PER_DEVICE = 4
 
 
-def make_confusion_fn(model, config):
+def make_confusion_fn(model, config, mesh=None):
   """``confusion(variables, images, labels, valid)`` -> (C, C) counts summed over the images
-  with ``valid``, jitted: prediction (``config.test``) at the labels' size, argmax, confusion."""
-  predict = make_predict_fn(model, config.test, output_align_corners(config))
+  with ``valid``, jitted: prediction (``config.test``, on ``mesh``) at the labels' size, argmax,
+  confusion."""
+  predict = make_predict_fn(model, config.test, output_align_corners(config), mesh)
   num_classes, ignore_index = config.data.num_classes, config.data.ignore_index
 
   @jax.jit
@@ -51,13 +54,12 @@ class Evaluator:
 
   def __init__(self, config, model, log: Optional[Callable[[str], None]] = None):
     self.config, self.log = config, log or (lambda _: None)
-    self.devices = jax.local_devices()
-    self.mesh = Mesh(np.array(self.devices), ('data',))
-    self.confusion = make_confusion_fn(model, config)
+    self.mesh = make_mesh(jax.local_devices(), config.get('mesh', {}).get('spatial', 1))
+    self.confusion = make_confusion_fn(model, config, self.mesh)
     self.compiled = set()
 
   def __call__(self, variables, split: str = 'val', progress: bool = True) -> Dict[str, object]:
-    n = len(self.devices)
+    n = self.mesh.shape['data']  # images per call; each image's rows over 'spatial'
     batch = NamedSharding(self.mesh, P('data'))
     variables = jax.device_put(jax.device_get(variables), NamedSharding(self.mesh, P()))
     num_classes = self.config.data.num_classes
@@ -68,7 +70,7 @@ class Evaluator:
     def run(key: Tuple, samples: List) -> None:
       nonlocal hist
       valid = np.arange(n) < len(samples)
-      samples = samples + [samples[-1]] * (n - len(samples))  # one image per device
+      samples = samples + [samples[-1]] * (n - len(samples))  # one per 'data' group
       images = np.concatenate([image for image, _ in samples])
       labels = np.stack([label for _, label in samples])
       if key not in self.compiled:
@@ -93,7 +95,7 @@ class Evaluator:
     seconds = time.perf_counter() - start
     compiles = len(self.compiled) - compiled_before
     self.log(f'eval {split}: {count} images in {seconds:.1f} s, '
-             f'{count / max(seconds, 1e-9):.2f} img/s on {n} device(s)'
+             f'{count / max(seconds, 1e-9):.2f} img/s on {self.mesh.size} device(s)'
              + (f' ({compiles} compile(s) included)' if compiles else ''))
     if jax.process_count() > 1:
       hist = np.asarray(multihost_utils.process_allgather(hist)).sum(0)

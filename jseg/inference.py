@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jseg.data.transforms import Normalize, imresize, rescale_size
+from jseg.mesh import spatial_constraint
 from jseg.models.layers import resize
 
 # MMSeg's ``img_ratios`` of the ``tta_pipeline`` in its data set configs.
@@ -52,14 +53,15 @@ def slide_logits(apply_fn, variables, images: jax.Array, crop: Sequence[int],
   return preds / jnp.asarray(count, preds.dtype)
 
 
-def make_predict_fn(model, test_cfg, align_corners: bool):
+def make_predict_fn(model, test_cfg, align_corners: bool, mesh=None):
   """``predict(variables, images, out_size)`` -> logits (N, *out_size, C), jitted.
 
   ``images`` are the network inputs (test-resized and normalized); the logits of
   ``test_cfg.mode`` ('whole' | 'slide') are resized to ``out_size`` (the
-  original image size), as MMSeg's ``postprocess_result`` does.
+  original image size), as MMSeg's ``postprocess_result`` does. On a ``mesh`` with a
+  ``spatial`` axis the network's input rows are split over it (:mod:`jseg.mesh`).
   """
-  network = network_logits(model, test_cfg)
+  network = network_logits(model, test_cfg, mesh)
 
   @functools.partial(jax.jit, static_argnums=2)
   def predict(variables, images, out_size: Tuple[int, int]):
@@ -68,9 +70,13 @@ def make_predict_fn(model, test_cfg, align_corners: bool):
   return predict
 
 
-def network_logits(model, test_cfg):
-  """``f(variables, images)`` -> logits at the size of ``images`` (whole or slide)."""
-  apply_fn = lambda v, x: model.apply(v, x)
+def network_logits(model, test_cfg, mesh=None):
+  """``f(variables, images)`` -> logits at the size of ``images`` (whole or slide; with a
+  ``mesh``, the network's input, the image or the batch of windows, split over its rows)."""
+  if mesh is None:
+    apply_fn = lambda v, x: model.apply(v, x)
+  else:
+    apply_fn = lambda v, x: model.apply(v, spatial_constraint(x, mesh))
   if test_cfg.mode == 'slide':
     crop, stride = tuple(test_cfg.crop_size), tuple(test_cfg.stride)
     return lambda v, x: slide_logits(apply_fn, v, x, crop, stride)

@@ -18,6 +18,7 @@ from jseg import config as jconfig
 from jseg import checkpoints, evaluation, finetune, models, preemption, pretrained
 from jseg import loss_scale as scaling
 from jseg.data import transforms
+from jseg.mesh import batch_sharding, check_mesh, make_mesh
 from jseg.models import build_segmentor, segmentor_loss, total_loss
 
 
@@ -111,22 +112,6 @@ def make_optimizer(train_cfg) -> optax.GradientTransformation:
   if train_cfg.clip_grad_norm is not None:
     tx = optax.chain(clip_grad_norm(train_cfg.clip_grad_norm), tx)
   return tx
-
-
-def make_mesh(devices=None, spatial: int = 1) -> Mesh:
-  """The 2-d mesh ``('data', 'spatial')`` over ``devices`` (default: every device of every
-  process): images split over ``data``, each image's rows over ``spatial`` (``mesh.spatial``
-  in the config; 1: data parallel only)."""
-  devices = np.asarray(devices if devices is not None else jax.devices())
-  if spatial < 1 or devices.size % spatial:
-    raise ValueError(f'mesh.spatial={spatial} does not divide the {devices.size} devices')
-  return Mesh(devices.reshape(devices.size // spatial, spatial), ('data', 'spatial'))
-
-
-def batch_sharding(mesh: Mesh, ndim: int) -> NamedSharding:
-  """Images (N, H, W, C) and labels (N, H, W): N over ``data``, H over ``spatial``; smaller
-  per-image arrays (the loader's sizes) over ``data``."""
-  return NamedSharding(mesh, P('data', 'spatial') if ndim >= 3 else P('data'))
 
 
 def init_variables(config, rng, model=None, init_from: Optional[str] = None) -> dict:
@@ -260,19 +245,6 @@ def global_batch(mesh: Mesh, *local_arrays):
   labels, sizes; multi-host safe)."""
   return tuple(jax.make_array_from_process_local_data(batch_sharding(mesh, x.ndim), x)
                for x in local_arrays)
-
-
-def check_mesh(config, mesh: Mesh) -> None:
-  """The batch divides over ``data`` and the crop's rows over ``spatial``, else ValueError
-  naming the sizes (XLA would pad uneven shards: another program, not this one's numbers)."""
-  data, spatial = mesh.shape['data'], mesh.shape['spatial']
-  if config.train.batch_size % data:
-    raise ValueError(f'train.batch_size={config.train.batch_size} is not divisible by the '
-                     f'{data} data-parallel groups of the mesh ({mesh.size} devices / '
-                     f'mesh.spatial={spatial})')
-  if config.data.crop_size[0] % spatial:
-    raise ValueError(f'data.crop_size={tuple(config.data.crop_size)}: its height does not '
-                     f'divide into mesh.spatial={spatial} row blocks')
 
 
 def _checkpoint_managers(workdir: str, keep: int):

@@ -1,6 +1,7 @@
 """Train steps of one method on 8 host devices, on several ('data', 'spatial') meshes, from the
 same state and batch; saves each mesh's losses, gradients' effect (the updated parameters and
-BatchNorm statistics) and eval-mode logits.
+BatchNorm statistics), eval-mode logits, and the evaluator's prediction at a size that does not
+divide (61 x 37 resized to 67 x 45).
 
     python tests/spatial_step.py OUT.npz METHOD [float64|float32] [MESHES...]
 
@@ -28,7 +29,7 @@ def main(out, method, precision='float64', *meshes):
   import jax.numpy as jnp
   import parity
   from jseg import config as jconfig
-  from jseg import train
+  from jseg import inference, train
   from jseg.models import build_segmentor
 
   config = jconfig.load(f'configs/{method}.py:{VARIANTS[method]}_64x64_2k_synthetic')
@@ -47,6 +48,7 @@ def main(out, method, precision='float64', *meshes):
   images = rng.standard_normal((BATCH, *CROP, 3)).astype(dtype)
   labels = rng.integers(0, config.data.num_classes, (BATCH, *CROP)).astype(np.int32)
   labels[:, :5] = 255
+  odd_images = rng.standard_normal((BATCH, 61, 37, 3)).astype(dtype)
   results = {f'init:{k}': np.asarray(v) for k, v in flax.traverse_util.flatten_dict(
       state0.variables, sep='/').items()}
   for spec in meshes or ('8x1', '2x4', '1x8'):
@@ -61,8 +63,13 @@ def main(out, method, precision='float64', *meshes):
     logits = jax.jit(lambda v, x: model.apply(v, x),
                      in_shardings=(replicated, train.batch_sharding(mesh, 4)))(
                          state.variables, *train.global_batch(mesh, images))
+    # Inference at a size that divides into nothing (the evaluator's path): XLA pads inside.
+    predict = inference.make_predict_fn(model, config.test, False, mesh)
+    odd = predict(state.variables, jax.device_put(
+        odd_images, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec('data'))),
+                  (67, 45))
     flat = flax.traverse_util.flatten_dict(jax.device_get(state.variables), sep='/')
-    flat.update(loss=scalars['loss'], logits=logits)
+    flat.update(loss=scalars['loss'], logits=logits, odd_size_logits=odd)
     results.update({f'{spec}:{k}': np.asarray(v) for k, v in flat.items()})
   np.savez(out, **results)
 
