@@ -59,14 +59,21 @@ class _Graph:
     self._count = itertools.count()
     self._dims: Dict[str, str] = {}
     self._consts: Dict[tuple, str] = {}
+    self._nodes: Dict[tuple, str] = {}
 
   def fresh(self, hint: str) -> str:
     return f'{hint}_{next(self._count)}'
 
   def node(self, op: str, inputs: Sequence[str], hint: Optional[str] = None, **attrs) -> str:
-    out = self.fresh(hint or op.lower())
-    self.nodes.append(helper.make_node(op, list(inputs), [out], name=out, **attrs))
-    return out
+    """The output of ``op`` on ``inputs``: an existing node's when one computes the same (the
+    resize and pooling weights of equal sizes, computed once: HRNet / OCRNet's graphs third
+    the size)."""
+    key = (op, tuple(inputs), repr(sorted(attrs.items())))
+    if key not in self._nodes:
+      out = self.fresh(hint or op.lower())
+      self.nodes.append(helper.make_node(op, list(inputs), [out], name=out, **attrs))
+      self._nodes[key] = out
+    return self._nodes[key]
 
   def constant(self, array, dtype=None) -> str:
     array = np.asarray(array, dtype)
