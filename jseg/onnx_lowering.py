@@ -598,12 +598,33 @@ class _Lowering:
       return (stored_big.index(l), 0, k) if l in stored_big else (anchor, 1, k)
 
     out_perm = tuple(sorted(range(len(out_letters)), key=key))
+    small, small_l = (y, yl) if x_leads else (x, xl)
+    if (small.rank == 2 and big.rank >= 3 and len(contracted) == 1 and not xb
+        and stored_big.index(contracted[0]) >= big.rank - 2):
+      return self._matmul(aval, big, stored_big, big_perm, small, small_l, contracted[0],
+                          out_letters)
     xp = x.perm if x.const is None else tuple(range(x.rank))
     yp = y.perm if y.const is None else tuple(range(y.rank))
     equation = (''.join(xl[p] for p in xp) + ',' + ''.join(yl[p] for p in yp) + '->'
                 + ''.join(out_letters[k] for k in out_perm))
     out = self.g.node('Einsum', [self.get(x, xp), self.get(y, yp)], equation=equation)
     return self.tensor(aval, out, out_perm)
+
+
+  def _matmul(self, aval, big, stored_big, big_perm, matrix, matrix_l, c, out_letters):
+    """A matrix applied along one of the last two stored axes of ``big`` (the resizes' and
+    adaptive poolings' weights): a MatMul, which runtimes run faster than an Einsum, the
+    new axis where the contracted one was."""
+    m = next(l for l in matrix_l if l != c)
+    last = stored_big.index(c) == big.rank - 1
+    # x @ W with W (c, m) along the last axis, W (m, c) @ x along the one before
+    order = [matrix_l.index(c), matrix_l.index(m)] if last else [matrix_l.index(m),
+                                                                  matrix_l.index(c)]
+    weights = self.get(matrix, order)
+    data = self.get(big, big_perm)
+    out = self.g.node('MatMul', [data, weights] if last else [weights, data])
+    stored_out = [m if l == c else l for l in stored_big]
+    return self.tensor(aval, out, tuple(out_letters.index(l) for l in stored_out))
 
 
 def _numel(v: _Value) -> float:

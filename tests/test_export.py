@@ -59,6 +59,11 @@ def _onnx_session(model):
                                       providers=['CPUExecutionProvider'])
 
 
+def _map_transposes(model) -> int:
+  return sum(n.op_type == 'Transpose' and len(n.attribute[0].ints) >= 3
+             for n in model.graph.node)
+
+
 def _assert_onnx_close(got, want, err_msg=''):
   """float32 rounding: another runtime's sums (measured worst 2.4e-6 of the largest logit)."""
   assert got.shape == want.shape and got.dtype == want.dtype, err_msg
@@ -74,10 +79,10 @@ def test_one_export_takes_every_size_and_equals_jseg(method):
   assert exported.platforms == ('cpu', 'cuda')
   call = fast_compile.jit(jax.export.deserialize(exported.serialize()).call)  # round trip
   model = export.export_onnx(config, variables)
-  ops = [n.op_type for n in model.graph.node]
-  # The input's NHWC -> NCHW and the output's way back; the attention heads' reshapes to
-  # (N, H * W, C) add theirs.
-  assert ops.count('Transpose') <= (2 if method in NO_ATTENTION else 12), ops.count('Transpose')
+  # Transposes of feature maps (rank >= 3; a resize's small weight matrix may be transposed):
+  # the input's NHWC -> NCHW and the output's way back; some attention heads add theirs.
+  transposes = _map_transposes(model)
+  assert transposes <= (2 if method in NO_ATTENTION else 10), transposes
   session = _onnx_session(model)
   for i, size in enumerate(PSA_SIZES if method == 'psanet' else SIZES):
     images = _images(size, batch=2 - i, seed=i)
