@@ -61,7 +61,7 @@ from mmengine.optim import build_optim_wrapper  # noqa: E402
 from jseg import benchmark  # noqa: E402
 from jseg import config as jconfig  # noqa: E402
 from jseg import malloc_tunables  # noqa: E402
-from jseg import train as jtrain  # noqa: E402
+from jseg import mesh as jmesh  # noqa: E402
 from jseg.convert import mmseg_to_jseg  # noqa: E402
 from jseg.models import build_segmentor  # noqa: E402
 
@@ -256,7 +256,7 @@ def compare_train(method: str, variant: str, size, warmup: int, reps: int, batch
   start = time.perf_counter()
   compiled, state, step_args = benchmark.compiled_train_step(
       config, variables, bgr, labels.astype(np.uint8),
-      jtrain.make_mesh(jax.local_devices()[:1]), seed)
+      jmesh.make_mesh(jax.local_devices()[:1]), seed)
   compile_s = time.perf_counter() - start
   first = {}
 

@@ -25,7 +25,7 @@ import jax  # noqa: E402
 
 from jseg import benchmark  # noqa: E402
 from jseg import config as jconfig  # noqa: E402
-from jseg import train  # noqa: E402
+from jseg import mesh as jmesh  # noqa: E402
 from jseg.models import cpu_conv  # noqa: E402
 
 # (batch, data, spatial): each spatial mesh beside the same batch with whole frames per device.
@@ -38,7 +38,7 @@ def measure(method: str, variant: str, frame=(1024, 2048)) -> list:
     for batch, data, spatial in pair:
       config = jconfig.load(f'configs/{method}.py:{variant}')
       config.data.crop_size = tuple(frame)
-      mesh = train.make_mesh(jax.devices()[:data * spatial], spatial=spatial)
+      mesh = jmesh.make_mesh(jax.devices()[:data * spatial], spatial=spatial)
       with cpu_conv.portable():
         row = benchmark.train_step_memory(config, batch, mesh)
       gib = row['compiled_memory_bytes'] / 2**30

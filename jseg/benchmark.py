@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jseg import loss_scale
+from jseg import mesh as jmesh
 from jseg import train as jtrain
 from jseg.inference import make_predict_fn, output_align_corners
 from jseg.models import build_segmentor
@@ -236,7 +237,7 @@ def compiled_train_step(config, variables, images, labels, mesh=None, seed: int 
   for this process's ``images`` (N, H, W, 3) uint8 BGR and ``labels`` (N, H, W) uint8, unpadded;
   the replicated state of ``variables``. Returns ``(compiled, state, args)``:
   ``compiled(state, *args)`` runs one step on that batch."""
-  mesh = mesh or jtrain.make_mesh()
+  mesh = mesh or jmesh.make_mesh()
   tx = jtrain.make_optimizer(config.train)
   state = jax.jit(lambda v: jtrain.init_state(tx, v, loss_scale.from_config(config)))(variables)
   step_fn = jitted_train_step(config, state, mesh)
@@ -283,7 +284,7 @@ def train_step_memory(config, batch_size: Optional[int] = None, mesh=None) -> di
   the config's) and the config's crop on ``mesh`` (default one device), compiled from shapes
   alone: no weights are made and nothing runs, so it sizes steps that would not fit."""
   batch_size = batch_size or config.train.batch_size
-  mesh = mesh or jtrain.make_mesh(jax.local_devices()[:1])
+  mesh = mesh or jmesh.make_mesh(jax.local_devices()[:1])
   model = build_segmentor(config)
   tx = jtrain.make_optimizer(config.train)
   h, w = config.data.crop_size

@@ -24,7 +24,8 @@ def main(out, num_devices):
   model = build_segmentor(config)
   tx = train.make_optimizer(config.train)
   devices = [d for d in jax.devices()][:num_devices]
-  mesh = train.make_mesh(devices)
+  from jseg import mesh as jmesh
+  mesh = jmesh.make_mesh(devices)
   state = train.init_state(tx, model.init(jax.random.key(0), np.zeros((1, 33, 41, 3), np.float32)))
   sharding = jax.tree_util.tree_map(lambda _: jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()), state)
   state = jax.device_put(state, sharding)

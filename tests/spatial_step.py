@@ -30,6 +30,7 @@ def main(out, method, precision='float64', *meshes):
   import parity
   from jseg import config as jconfig
   from jseg import inference, train
+  from jseg import mesh as jmesh
   from jseg.models import build_segmentor
 
   config = jconfig.load(f'configs/{method}.py:{VARIANTS[method]}_64x64_2k_synthetic')
@@ -53,15 +54,15 @@ def main(out, method, precision='float64', *meshes):
       state0.variables, sep='/').items()}
   for spec in meshes or ('8x1', '2x4', '1x8'):
     data, spatial = map(int, spec.split('x'))
-    mesh = train.make_mesh(jax.devices()[:data * spatial], spatial=spatial)
-    train.check_mesh(config, mesh)
+    mesh = jmesh.make_mesh(jax.devices()[:data * spatial], spatial=spatial)
+    jmesh.check_mesh(config, mesh)
     replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
     sharding = jax.tree_util.tree_map(lambda _: replicated, state0)
     step = train.jit_train_step(train.make_train_step(model, tx, config.model), mesh, sharding)
     state, scalars = step(jax.device_put(state0, sharding),
                           *train.global_batch(mesh, images, labels), jax.random.key(1))
     logits = jax.jit(lambda v, x: model.apply(v, x),
-                     in_shardings=(replicated, train.batch_sharding(mesh, 4)))(
+                     in_shardings=(replicated, jmesh.batch_sharding(mesh, 4)))(
                          state.variables, *train.global_batch(mesh, images))
     # Inference at a size that divides into nothing (the evaluator's path): XLA pads inside.
     predict = inference.make_predict_fn(model, config.test, False, mesh)

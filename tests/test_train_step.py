@@ -15,6 +15,7 @@ import torch
 import fast_compile
 import mmseg_ref as ref
 from jseg import config as jconfig
+from jseg import mesh as jmesh
 from jseg import train
 from jseg.convert import mmseg_to_jseg
 from jseg.models import build_segmentor
@@ -115,16 +116,16 @@ def test_spatial_meshes_equal_the_data_parallel_step_in_float64(method, tmp_path
 def test_mesh_sizes_that_do_not_divide_are_named():
   config = jconfig.load('configs/fcn.py:r18-d8_512x1024_80k_cityscapes')
   with pytest.raises(ValueError, match='mesh.spatial=3 does not divide the 2 devices'):
-    train.make_mesh([jax.devices()[0]] * 2, spatial=3)
+    jmesh.make_mesh([jax.devices()[0]] * 2, spatial=3)
   mesh_2x4 = types.SimpleNamespace(shape={'data': 2, 'spatial': 4}, size=8)
   config.data.crop_size = (510, 1024)
   with pytest.raises(ValueError, match=r'crop_size=\(510, 1024\): its height does not divide '
                                        'into mesh.spatial=4 row blocks'):
-    train.check_mesh(config, mesh_2x4)
+    jmesh.check_mesh(config, mesh_2x4)
   config.data.crop_size, config.train.batch_size = (512, 1024), 3
   with pytest.raises(ValueError, match=r'batch_size=3 is not divisible by the 2 data-parallel '
                                        r'groups of the mesh \(8 devices / mesh.spatial=4\)'):
-    train.check_mesh(config, mesh_2x4)
+    jmesh.check_mesh(config, mesh_2x4)
 
 
 @pytest.mark.parametrize('iterations,end', [(100, 100), (80, 40)])
