@@ -118,10 +118,11 @@ def export_onnx(config, variables, output: str = 'logits', channel_order: str = 
     raise ValueError(f'{config.name}: the ONNX export cannot express this network: {e}') from e
 
 
-def metadata(config, format: str, in_shape, out: jax.ShapeDtypeStruct, output: str,
+def metadata(config, format: str, in_shape, out_shape, out_dtype: str, output: str,
              channel_order: str, image_size: Optional[Tuple[int, int]],
-             artifact_sha256: str, platforms: Optional[Sequence[str]]) -> dict:
-  """What ``meta.json`` says about an export: enough to prepare its input and read its output."""
+             artifact_sha256: str, **artifact) -> dict:
+  """What ``meta.json`` says about an export: enough to prepare its input and read its output
+  (``artifact``: what the format adds, e.g. StableHLO's platforms, ONNX's opset and names)."""
   try:
     info = datasets.dataset_info(config.data.dataset)
     classes, palette = list(info.classes), np.asarray(info.palette).tolist()
@@ -129,14 +130,11 @@ def metadata(config, format: str, in_shape, out: jax.ShapeDtypeStruct, output: s
     classes, palette = None, None
   return {
       'config': config.name, 'format': format, 'artifact': ARTIFACTS[format],
-      'artifact_sha256': artifact_sha256,
-      **({'platforms': list(platforms)} if format == 'stablehlo' else
-         {'opset': _onnx_opset(), 'input_name': 'images', 'output_name': output}),
+      'artifact_sha256': artifact_sha256, **artifact,
       'input': {'dtype': 'uint8', 'layout': 'NHWC', 'channel_order': channel_order,
                 'shape': [str(d) for d in in_shape],
                 'size_multiple': size_multiple(config) if image_size is None else None},
-      'output': {'kind': output, 'shape': [str(d) for d in out.shape],
-                 'dtype': str(out.dtype)},
+      'output': {'kind': output, 'shape': [str(d) for d in out_shape], 'dtype': out_dtype},
       'normalization': {'mean': list(config.data.mean), 'std': list(config.data.std),
                         'to_rgb': channel_order == 'bgr'},
       'test': {'mode': config.test.mode, 'crop_size': list(config.test.get('crop_size') or []),
@@ -145,11 +143,6 @@ def metadata(config, format: str, in_shape, out: jax.ShapeDtypeStruct, output: s
       'classes': classes, 'palette': palette, 'num_classes': config.data.num_classes,
       'versions': {'jseg': _version('jseg'), 'jax': jax.__version__},
   }
-
-
-def _onnx_opset() -> int:
-  from jseg import onnx_lowering
-  return onnx_lowering.OPSET
 
 
 def _version(package: str) -> Optional[str]:
@@ -169,17 +162,22 @@ def save(config, variables, out_dir: str, output: str = 'logits', channel_order:
   out_dir = os.path.abspath(out_dir)
   if os.path.exists(out_dir):
     raise FileExistsError(f'{out_dir} exists: give a new directory')
-  spec = input_spec(config, image_size)
   if format == 'stablehlo':
     exported = export(config, variables, output, channel_order, image_size, platforms)
-    data, out = exported.serialize(), exported.out_avals[0]
+    data, (out,) = exported.serialize(), exported.out_avals
+    out_shape, out_dtype = out.shape, str(out.dtype)
+    artifact = {'platforms': list(exported.platforms)}
   else:
-    data = export_onnx(config, variables, output, channel_order, image_size).SerializeToString()
-    with cpu_conv.portable():
-      out = jax.eval_shape(serving_fn(config, variables, output, channel_order), spec)
-    platforms = None
-  meta = metadata(config, format, spec.shape, out, output, channel_order, image_size,
-                  hashlib.sha256(data).hexdigest(), platforms)
+    import onnx  # pylint: disable=import-outside-toplevel  (the [export] extra)
+    from jseg import onnx_lowering  # pylint: disable=import-outside-toplevel
+    model = export_onnx(config, variables, output, channel_order, image_size)
+    data, (out,) = model.SerializeToString(), model.graph.output
+    out_shape = [d.dim_param or d.dim_value for d in out.type.tensor_type.shape.dim]
+    out_dtype = str(onnx.helper.tensor_dtype_to_np_dtype(out.type.tensor_type.elem_type))
+    artifact = {'opset': onnx_lowering.OPSET, 'input_name': model.graph.input[0].name,
+                'output_name': out.name}
+  meta = metadata(config, format, input_spec(config, image_size).shape, out_shape, out_dtype,
+                  output, channel_order, image_size, hashlib.sha256(data).hexdigest(), **artifact)
   parent = os.path.dirname(out_dir)
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(dir=parent, prefix=f'.{os.path.basename(out_dir)}-')

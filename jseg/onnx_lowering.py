@@ -57,20 +57,19 @@ class _Graph:
     self.initializers: List[onnx.TensorProto] = []
     self.dim_vars: Dict[str, tuple] = {}  # symbolic variable -> (input name, axis, divisor)
     self._count = itertools.count()
-    self._dims: Dict[str, str] = {}
     self._consts: Dict[tuple, str] = {}
     self._nodes: Dict[tuple, str] = {}
 
   def fresh(self, hint: str) -> str:
     return f'{hint}_{next(self._count)}'
 
-  def node(self, op: str, inputs: Sequence[str], hint: Optional[str] = None, **attrs) -> str:
+  def node(self, op: str, inputs: Sequence[str], **attrs) -> str:
     """The output of ``op`` on ``inputs``: an existing node's when one computes the same (the
     resize and pooling weights of equal sizes, computed once: HRNet / OCRNet's graphs third
     the size)."""
     key = (op, tuple(inputs), repr(sorted(attrs.items())))
     if key not in self._nodes:
-      out = self.fresh(hint or op.lower())
+      out = self.fresh(op.lower())
       self.nodes.append(helper.make_node(op, list(inputs), [out], name=out, **attrs))
       self._nodes[key] = out
     return self._nodes[key]
@@ -87,26 +86,24 @@ class _Graph:
     return name
 
   # Symbolic sizes: JAX's normalized expressions (sums of coefficient x product of factors;
-  # a factor is a variable or floordiv / mod / max / min of expressions) as int64 [1] tensors.
+  # a factor is a variable or floordiv / mod / max / min of expressions) as int64 [1] tensors
+  # (computed once each: :meth:`node` reuses equal nodes).
   def dim(self, d) -> str:
     if _is_static(d):
       return self.constant([int(d)], np.int64)
-    key = str(d)
-    if key not in self._dims:
-      total = None
-      for term, coeff in d._sorted_terms:
-        value = None
-        for factor, power in term._factors:
-          f = self._factor(factor)
-          for _ in range(power):
-            value = f if value is None else self.node('Mul', [value, f])
-        if value is None:
-          value = self.constant([coeff], np.int64)
-        elif coeff != 1:
-          value = self.node('Mul', [value, self.constant([coeff], np.int64)])
-        total = value if total is None else self.node('Add', [total, value])
-      self._dims[key] = total
-    return self._dims[key]
+    total = None
+    for term, coeff in d._sorted_terms:
+      value = None
+      for factor, power in term._factors:
+        f = self._factor(factor)
+        for _ in range(power):
+          value = f if value is None else self.node('Mul', [value, f])
+      if value is None:
+        value = self.constant([coeff], np.int64)
+      elif coeff != 1:
+        value = self.node('Mul', [value, self.constant([coeff], np.int64)])
+      total = value if total is None else self.node('Add', [total, value])
+    return total
 
   def _factor(self, factor) -> str:
     if factor.var is not None:
@@ -144,10 +141,10 @@ _ELEMENTWISE = {
     'rsqrt': None, 'square': None, 'integer_pow': None, 'select_n': None,
     'convert_element_type': None,
 }
-_IDENTITY = ('copy', 'copy_p', 'stop_gradient', 'optimization_barrier', 'reduce_precision')
+_IDENTITY = ('copy', 'stop_gradient')
 _INLINE = {'jit': 'jaxpr', 'pjit': 'jaxpr', 'closed_call': 'call_jaxpr',
            'custom_jvp_call': 'call_jaxpr', 'custom_vjp_call': 'call_jaxpr',
-           'remat': 'jaxpr', 'checkpoint': 'jaxpr'}
+           'checkpoint': 'jaxpr'}
 _UNFOLDABLE = set(_INLINE) | {'cond', 'dim_as_value'}
 
 
@@ -340,9 +337,7 @@ class _Lowering:
     name = self.get(x, full=x.full)
     stored = [i for i, p in enumerate(x.perm) if p in dims]
     out = self.g.node('Squeeze', [name, self.g.constant(stored, np.int64)])
-    keep = [p for p in x.perm if p not in dims]
-    rank = {p: i for i, p in enumerate(sorted(keep))}
-    return self.tensor(aval, out, [rank[p] for p in keep], full=x.full)
+    return self.tensor(aval, out, _without(x.perm, dims), full=x.full)
 
   def p_reshape(self, eqn, x, *dyn):
     if dyn:
@@ -381,9 +376,7 @@ class _Lowering:
       out = self.g.node(op, [name, self.g.constant(stored, np.int64)], keepdims=0)
     else:
       out = self.g.node(op, [name], axes=stored, keepdims=0)
-    keep = [p for p in x.perm if p not in axes]
-    rank = {p: i for i, p in enumerate(sorted(keep))}
-    return self.tensor(aval, out, [rank[p] for p in keep])
+    return self.tensor(aval, out, _without(x.perm, axes))
 
   def p_reduce_sum(self, eqn, x):
     return self._reduce(eqn, x, 'ReduceSum')
@@ -400,15 +393,12 @@ class _Lowering:
     name = self.get(x)
     out = self.g.node('ArgMax', [name], axis=x.perm.index(axis), keepdims=0,
                       select_last_index=0)
-    keep = [p for p in x.perm if p != axis]
-    rank = {p: i for i, p in enumerate(sorted(keep))}
     return self.tensor(aval, self.g.node('Cast', [out], to=_onnx_type(aval.dtype)),
-                       [rank[p] for p in keep])
+                       _without(x.perm, (axis,)))
 
   def p_concatenate(self, eqn, *xs):
     aval, axis = eqn.outvars[0].aval, eqn.params['dimension']
-    lead = next((v for v in xs if v.const is None and v.bcast is None), xs[0])
-    perm = lead.perm if lead.const is None else tuple(range(len(aval.shape)))
+    perm = next((v for v in xs if v.const is None and v.bcast is None), xs[0]).perm
     names = [self.get(v, perm) for v in xs]
     return self.tensor(aval, self.g.node('Concat', names, axis=perm.index(axis)), perm)
 
@@ -530,9 +520,8 @@ class _Lowering:
     pred = self.g.node('Cast', [self.get(index)], to=TensorProto.BOOL)
     result = []
     for var, o0, o1 in zip(eqn.outvars, *outs):
-      perm = o0.perm if o0.const is None else tuple(range(len(var.aval.shape)))
-      name = self.g.node('Where', [pred, self.get(o1, perm), self.get(o0, perm)])
-      result.append(self.tensor(var.aval, name, perm))
+      name = self.g.node('Where', [pred, self.get(o1, o0.perm), self.get(o0, o0.perm)])
+      result.append(self.tensor(var.aval, name, o0.perm))
     return result
 
   # ---- the heavy ops
@@ -569,8 +558,9 @@ class _Lowering:
     return self.tensor(eqn.outvars[0].aval, out, perm)
 
   def p_dot_general(self, eqn, x, y):
-    """An Einsum in the stored orders (no Transpose); the output stored in the order of
-    the larger operand, the other's free axes where its contracted ones were."""
+    """An Einsum in the stored orders (no Transpose), or a MatMul (:meth:`_matmul`); the output
+    stored in the order of the leading operand (laid out on purpose, else the larger), the
+    other's free axes where its contracted ones were."""
     (xc, yc), (xb, yb) = eqn.params['dimension_numbers']
     aval = eqn.outvars[0].aval
     letters = iter('abcdefghijklmnopqrstuvwxyz')
@@ -588,8 +578,7 @@ class _Lowering:
     laid_out = [v.const is None and v.perm != tuple(range(v.rank)) for v in (x, y)]
     x_leads = laid_out[0] if laid_out[0] != laid_out[1] else _numel(x) >= _numel(y)
     big, big_l = (x, xl) if x_leads else (y, yl)
-    big_perm = big.perm if big.const is None else tuple(range(big.rank))
-    stored_big = [big_l[p] for p in big_perm]
+    stored_big = [big_l[p] for p in big.perm]
     contracted = [l for l in big_l if l not in out_letters]
     anchor = min((stored_big.index(l) for l in contracted), default=len(stored_big))
 
@@ -601,17 +590,13 @@ class _Lowering:
     small, small_l = (y, yl) if x_leads else (x, xl)
     if (small.rank == 2 and big.rank >= 3 and len(contracted) == 1 and not xb
         and stored_big.index(contracted[0]) >= big.rank - 2):
-      return self._matmul(aval, big, stored_big, big_perm, small, small_l, contracted[0],
-                          out_letters)
-    xp = x.perm if x.const is None else tuple(range(x.rank))
-    yp = y.perm if y.const is None else tuple(range(y.rank))
-    equation = (''.join(xl[p] for p in xp) + ',' + ''.join(yl[p] for p in yp) + '->'
+      return self._matmul(aval, big, stored_big, small, small_l, contracted[0], out_letters)
+    equation = (''.join(xl[p] for p in x.perm) + ',' + ''.join(yl[p] for p in y.perm) + '->'
                 + ''.join(out_letters[k] for k in out_perm))
-    out = self.g.node('Einsum', [self.get(x, xp), self.get(y, yp)], equation=equation)
+    out = self.g.node('Einsum', [self.get(x), self.get(y)], equation=equation)
     return self.tensor(aval, out, out_perm)
 
-
-  def _matmul(self, aval, big, stored_big, big_perm, matrix, matrix_l, c, out_letters):
+  def _matmul(self, aval, big, stored_big, matrix, matrix_l, c, out_letters):
     """A matrix applied along one of the last two stored axes of ``big`` (the resizes' and
     adaptive poolings' weights): a MatMul, which runtimes run faster than an Einsum, the
     new axis where the contracted one was."""
@@ -621,10 +606,17 @@ class _Lowering:
     order = [matrix_l.index(c), matrix_l.index(m)] if last else [matrix_l.index(m),
                                                                   matrix_l.index(c)]
     weights = self.get(matrix, order)
-    data = self.get(big, big_perm)
+    data = self.get(big)
     out = self.g.node('MatMul', [data, weights] if last else [weights, data])
     stored_out = [m if l == c else l for l in stored_big]
     return self.tensor(aval, out, tuple(out_letters.index(l) for l in stored_out))
+
+
+def _without(perm, axes):
+  """The stored order ``perm`` once ``axes`` are gone, the remaining axes renumbered."""
+  keep = [p for p in perm if p not in axes]
+  rank = {p: i for i, p in enumerate(sorted(keep))}
+  return [rank[p] for p in keep]
 
 
 def _numel(v: _Value) -> float:
