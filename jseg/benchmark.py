@@ -20,6 +20,13 @@ Training throughput: images per second of the jitted, sharded ``train_step`` of
 :mod:`jseg.train` at the config's global batch and crop on random images and labels
 (``train_batch`` scales the batch down for small machines).
 
+On a spatial mesh (``mesh.spatial`` > 1, :mod:`jseg.mesh`) the train step runs on the config's
+``('data', 'spatial')`` mesh over every device, and inference splits its one image's rows over
+``mesh.spatial`` devices (mesh 1 x ``mesh.spatial``); memory is per device (XLA's analysis of the
+partitioned executable; the peak: the largest of the mesh's devices), as are the FLOPs of the
+compiled, partitioned programs (``gflops_per_img``, ``gflops_per_iter``); ``gflops`` stays the
+whole network's forward.
+
     python -m jseg.main --mode=benchmark --config=configs/pspnet.py:r50-d8_512x1024_80k_cityscapes \
         --benchmark_train --benchmark_json=/tmp/pspnet.json
 """
@@ -136,18 +143,20 @@ def compiled_memory(compiled) -> Optional[int]:
              - m.alias_size_in_bytes)
 
 
-def peak_memory(device=None) -> Optional[int]:
-  """Peak bytes in use on ``device`` since the process started; None where the backend
-  keeps no statistics (CPU)."""
-  device = device or jax.local_devices()[0]
-  try:
-    stats = device.memory_stats()
-  except Exception:  # pylint: disable=broad-except
-    return None
-  if not stats:
-    return None
-  peak = stats.get('peak_bytes_in_use', stats.get('bytes_in_use'))
-  return int(peak) if peak is not None else None
+def peak_memory(devices=None) -> Optional[int]:
+  """Peak bytes in use since the process started, the largest over ``devices`` (default: the
+  first local device); None where the backend keeps no statistics (CPU)."""
+  peaks = []
+  for device in devices or jax.local_devices()[:1]:
+    try:
+      stats = device.memory_stats()
+    except Exception:  # pylint: disable=broad-except
+      return None
+    peak = (stats or {}).get('peak_bytes_in_use', (stats or {}).get('bytes_in_use'))
+    if peak is None:
+      return None
+    peaks.append(int(peak))
+  return max(peaks)
 
 
 def device_description(device=None) -> str:
@@ -178,23 +187,30 @@ def inference_benchmark(config, variables=None, num_images: int = 200, warmup: i
   """MMSeg's benchmark protocol on random inputs; see the module docstring.
 
   Returns ``fps``, ``ms_per_img``, ``gflops`` (network forward at the input size),
-  ``gflops_per_img`` (everything timed), ``peak_memory_bytes`` (None where the backend keeps
-  no statistics) and ``compiled_memory_bytes``.
+  ``gflops_per_img`` (everything timed, per device), ``peak_memory_bytes`` (None where the
+  backend keeps no statistics), ``compiled_memory_bytes`` and ``mesh``: the image's rows split
+  over ``mesh.spatial`` devices (1 x ``mesh.spatial``).
   """
   if num_images <= warmup:
     raise ValueError(f'num_images={num_images} must exceed the {warmup} warm-up images')
-  device = jax.local_devices()[0]
+  spatial = config.mesh.spatial
+  if spatial > jax.local_device_count():
+    raise ValueError(f'mesh.spatial={spatial}: inference splits one image over that many '
+                     f'devices, this process has {jax.local_device_count()}')
+  mesh = jmesh.make_mesh(jax.local_devices()[:spatial], spatial)
+  on_mesh = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
   model = build_segmentor(config)
   if variables is None:
     variables = random_variables(model, config, seed)
-  variables = jax.device_put(variables, device)
+  variables = jax.device_put(variables, on_mesh)
   out_size = original_image_size(config, original_size)
   in_size = test_input_size(config, out_size)
-  predict = make_predict_fn(model, config.test, output_align_corners(config))
+  predict = make_predict_fn(model, config.test, output_align_corners(config),
+                            mesh if spatial > 1 else None)
   segment = jax.jit(lambda v, x: jnp.argmax(predict(v, x, out_size), axis=-1))
-  forward = jax.jit(lambda v, x: model.apply(v, x))
+  forward = jax.jit(lambda v, x: model.apply(v, x))  # unconstrained: the whole network's FLOPs
   keys = jax.random.split(jax.random.key(seed + 1), 2)
-  images = [jax.device_put(jax.random.normal(k, (1, *in_size, 3), jnp.float32), device)
+  images = [jax.device_put(jax.random.normal(k, (1, *in_size, 3), jnp.float32), on_mesh)
             for k in keys]  # two inputs in turn, so no call sees the previous one's input
   start = time.perf_counter()
   compiled = segment.lower(variables, images[0]).compile()
@@ -208,8 +224,8 @@ def inference_benchmark(config, variables=None, num_images: int = 200, warmup: i
               ms_per_img_median=1e3 * float(np.median(times)),
               gflops=flops(forward, variables, images[0]) / 1e9,
               gflops_per_img=cost(compiled).get('flops', 0.0) / 1e9,
-              peak_memory_bytes=peak_memory(device),
-              compiled_memory_bytes=compiled_memory(compiled))
+              peak_memory_bytes=peak_memory(mesh.devices.flat),
+              compiled_memory_bytes=compiled_memory(compiled), mesh=dict(mesh.shape))
 
 
 def loader_batch_shapes(config, batch_size: int):
@@ -251,10 +267,13 @@ def compiled_train_step(config, variables, images, labels, mesh=None, seed: int 
 def train_benchmark(config, batch_size: Optional[int] = None, steps: int = 20,
                     warmup: int = 3, seed: int = 0) -> dict:
   """Images per second of the jitted train_step at ``batch_size`` (default: the config's
-  global batch) and the config's crop, on random uint8 images and labels."""
+  global batch) and the config's crop, on random uint8 images and labels, on the config's mesh
+  over every device (:func:`jseg.mesh.make_mesh` with ``mesh.spatial``)."""
   batch_size = batch_size or config.train.batch_size
-  if batch_size % jax.device_count():
-    raise ValueError(f'batch {batch_size} is not divisible by the {jax.device_count()} devices')
+  mesh = jmesh.make_mesh(spatial=config.mesh.spatial)
+  checked = config.copy_and_resolve_references()  # the caller's config stays as it is
+  checked.train.batch_size = batch_size
+  jmesh.check_mesh(checked, mesh, build_segmentor(config).backbone.output_stride)
   variables = random_variables(build_segmentor(config), config, seed)
   local = batch_size // jax.process_count()
   rng = np.random.default_rng(seed + jax.process_index())
@@ -263,7 +282,7 @@ def train_benchmark(config, batch_size: Optional[int] = None, steps: int = 20,
   labels = rng.integers(0, config.data.num_classes, (local, h, w)).astype(np.uint8)
   labels[rng.random(labels.shape) < 0.05] = config.data.ignore_index
   start = time.perf_counter()
-  compiled, state, args = compiled_train_step(config, variables, images, labels, seed=seed)
+  compiled, state, args = compiled_train_step(config, variables, images, labels, mesh, seed)
   compile_s = time.perf_counter() - start
   holder = [state]
 
@@ -276,7 +295,8 @@ def train_benchmark(config, batch_size: Optional[int] = None, steps: int = 20,
   return dict(batch_size=batch_size, crop_size=[h, w], steps=steps, warmup=warmup,
               img_per_s=batch_size / per_iter, ms_per_iter=1e3 * per_iter, compile_s=compile_s,
               gflops_per_iter=cost(compiled).get('flops', 0.0) / 1e9,
-              peak_memory_bytes=peak_memory(), compiled_memory_bytes=compiled_memory(compiled))
+              peak_memory_bytes=peak_memory(jax.local_devices()),
+              compiled_memory_bytes=compiled_memory(compiled), mesh=dict(mesh.shape))
 
 
 def train_step_memory(config, batch_size: Optional[int] = None, mesh=None) -> dict:
@@ -324,7 +344,9 @@ def run(config, variables=None, *, num_images: int = 200, original_size=None,
   inf = inference_benchmark(config, variables, num_images, original_size=original_size, log=out)
   result['inference'] = inf
   (ih, iw), (oh, ow) = inf['input_size'], inf['output_size']
-  out(f'inference: batch 1, input {ih}x{iw}, output {oh}x{ow}, {num_images} images '
+  mesh = lambda r: '' if r['mesh']['spatial'] == 1 else (
+      f' on mesh {r["mesh"]["data"]} x {r["mesh"]["spatial"]} (data x spatial; per device:)')
+  out(f'inference: batch 1{mesh(inf)}, input {ih}x{iw}, output {oh}x{ow}, {num_images} images '
       f'({inf["warmup"]} warm-up): {inf["fps"]:.2f} img / s, {inf["ms_per_img"]:.1f} ms / img '
       f'(median {inf["ms_per_img_median"]:.1f})')
   out(f'  FLOPs (XLA, multiply-add = 2): forward {inf["gflops"]:.2f} GFLOPs, '
@@ -335,7 +357,8 @@ def run(config, variables=None, *, num_images: int = 200, original_size=None,
   if train:
     tr = train_benchmark(config, train_batch, train_steps)
     result['train'] = tr
-    out(f'training: batch {tr["batch_size"]}, crop {tr["crop_size"][0]}x{tr["crop_size"][1]}, '
+    out(f'training: batch {tr["batch_size"]}{mesh(tr)}, crop '
+        f'{tr["crop_size"][0]}x{tr["crop_size"][1]}, '
         f'{tr["steps"]} steps: {tr["img_per_s"]:.2f} img / s, {tr["ms_per_iter"]:.1f} ms / iter, '
         f'{tr["gflops_per_iter"]:.1f} GFLOPs / iter')
     out(f'  memory: peak device {_mib(tr["peak_memory_bytes"])} (since the start), '

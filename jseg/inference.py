@@ -76,7 +76,8 @@ def network_logits(model, test_cfg, mesh=None):
   if mesh is None:
     apply_fn = lambda v, x: model.apply(v, x)
   else:
-    apply_fn = lambda v, x: model.apply(v, spatial_constraint(x, mesh))
+    stride = model.backbone.output_stride
+    apply_fn = lambda v, x: model.apply(v, spatial_constraint(x, mesh, stride))
   if test_cfg.mode == 'slide':
     crop, stride = tuple(test_cfg.crop_size), tuple(test_cfg.stride)
     return lambda v, x: slide_logits(apply_fn, v, x, crop, stride)

@@ -300,8 +300,8 @@ def train_and_evaluate(config, workdir: str, stop_at: Optional[int] = None,
                                        max(1, train_cfg.log_interval))
   is_main = jax.process_index() == 0
   mesh = make_mesh(spatial=config.mesh.spatial)
-  check_mesh(config, mesh)
   model = build_segmentor(config)
+  check_mesh(config, mesh, model.backbone.output_stride)
   tx = make_optimizer(train_cfg)
   nonfinite = NonFinitePolicy(train_cfg)
   last, best = _checkpoint_managers(workdir, train_cfg.keep_checkpoints)

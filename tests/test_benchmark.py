@@ -18,38 +18,47 @@ SPEC = 'configs/fcn.py:r18w16-d8_64x64_2k_synthetic'
 
 
 def test_main_benchmark_prints_and_writes_json(tmp_path):
+  """On 2 host devices as one spatial mesh (mesh.spatial=2): the image's and the crops' rows
+  split over both."""
   out = tmp_path / 'bench.json'
   proc = subprocess.run(
       [sys.executable, '-m', 'jseg.main', '--mode=benchmark', f'--config={SPEC}',
-       '--benchmark_images=12', '--benchmark_size=48x80', '--benchmark_train',
+       '--benchmark_images=12', '--benchmark_size=80x80', '--benchmark_train',
        '--benchmark_train_batch=2', '--benchmark_train_steps=2', f'--benchmark_json={out}',
-       '--config.precision=bfloat16', '--config.train.remat=blocks'],
+       '--config.precision=bfloat16', '--config.train.remat=blocks', '--config.mesh.spatial=2'],
       cwd=ROOT, capture_output=True, text=True,
-      env=fast_compile.env(JSEG_DATA=str(tmp_path / 'no_data')))  # needs no data set
+      env=fast_compile.env(JSEG_DATA=str(tmp_path / 'no_data'),  # needs no data set
+                           XLA_FLAGS='--xla_force_host_platform_device_count=2'))
   assert proc.returncode == 0, proc.stderr[-3000:]
-  for text in ('img / s', 'ms / img', 'GFLOPs', 'memory: peak device', 'training: batch 2'):
+  for text in ('img / s', 'ms / img', 'GFLOPs', 'memory: peak device',
+               'inference: batch 1 on mesh 1 x 2 (data x spatial; per device:)',
+               'training: batch 2 on mesh 1 x 2'):
     assert text in proc.stdout, proc.stdout
   result = json.loads(out.read_text())
   assert result['config'] == 'fcn_r18w16-d8_64x64_2k_synthetic'
   assert (result['precision'], result['remat']) == ('bfloat16', 'blocks')
   assert 'precision bfloat16, remat blocks' in proc.stdout
-  inf = result['inference']
-  # img_scale (64, 64) keep-ratio: 48x80 -> 38x64; logits resized back to 48x80.
-  assert inf['input_size'] == [38, 64] and inf['output_size'] == [48, 80]
+  inf, tr = result['inference'], result['train']
+  # img_scale (64, 64) keep-ratio: 80x80 -> 64x64; logits resized back to 80x80. 64 rows
+  # split evenly over 2 devices at every stride of the D8 network (no warning).
+  assert inf['input_size'] == [64, 64] and inf['output_size'] == [80, 80]
+  assert 'rows on mesh.spatial' not in proc.stderr
   assert inf['num_images'] == 12 and inf['warmup'] == 5
   for key in ('fps', 'ms_per_img', 'ms_per_img_median', 'gflops', 'gflops_per_img',
               'compiled_memory_bytes'):
     assert inf[key] > 0, key
   assert inf['ms_per_img'] == pytest.approx(1e3 / inf['fps'])
-  assert inf['gflops_per_img'] >= inf['gflops'] * 0.99
+  # Per device: about half the whole network's forward each (plus the halos and the resize).
+  assert inf['mesh'] == tr['mesh'] == {'data': 1, 'spatial': 2}
+  assert inf['gflops'] * 0.49 <= inf['gflops_per_img'] <= inf['gflops'] * 0.7
   # The CPU keeps no memory statistics: null (printed 'n/a'); elsewhere a byte count.
   assert inf['peak_memory_bytes'] is None or inf['peak_memory_bytes'] > 0
-  tr = result['train']
   assert tr['batch_size'] == 2 and tr['crop_size'] == [64, 64]
   for key in ('img_per_s', 'ms_per_iter', 'gflops_per_iter', 'compiled_memory_bytes'):
     assert tr[key] > 0, key
-  # A training step (forward + backward, batch 2) costs more than two forwards.
-  assert tr['gflops_per_iter'] > 2 * inf['gflops']
+  # A training step (forward + backward, batch 2) costs more than two forwards: per device,
+  # one image's rows in 2 blocks, more than one forward.
+  assert tr['gflops_per_iter'] > inf['gflops']
 
 
 def test_test_input_size_follows_the_test_pipeline():

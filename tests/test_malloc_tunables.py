@@ -1,5 +1,7 @@
 """jseg.malloc_tunables: ``python -m jseg.main`` restarts once with glibc's malloc tunables; a large
 block a thread frees is then reused without page faults (the kernel's own count, getrusage)."""
+import importlib.metadata
+import importlib.util
 import os
 import subprocess
 import sys
@@ -78,6 +80,30 @@ def test_tunables_to_set():
   assert malloc_tunables.tunables_to_set({'JSEG_MALLOC_TUNABLES': '0'}, glibc) is None
   assert malloc_tunables.tunables_to_set({}, (2, 34)) is None
   assert malloc_tunables.tunables_to_set({}, None) is None
+  assert malloc_tunables.tunables_to_set({}, glibc, accelerator=True) is None
+
+
+def test_accelerator_backends_keep_glibc_defaults(monkeypatch, tmp_path):
+  expected = malloc_tunables.accelerator_expected
+  # JAX_PLATFORMS decides where set (its first platform is JAX's default backend) ...
+  assert not expected({'JAX_PLATFORMS': 'cpu'}, installed=True)
+  assert expected({'JAX_PLATFORMS': 'cuda,cpu'}, installed=False)
+  assert expected({'JAX_PLATFORMS': ' tpu '}, installed=False)
+  # ... else an installed plugin with its device
+  assert expected({}, installed=True) and not expected({'JAX_PLATFORMS': ''}, installed=False)
+  find_spec, plugins = importlib.util.find_spec, []
+  monkeypatch.setattr(importlib.util, 'find_spec',
+                      lambda name, *a: None if name == 'libtpu' else find_spec(name, *a))
+  monkeypatch.setattr(importlib.metadata, 'entry_points',
+                      lambda group: plugins if group == 'jax_plugins' else [])
+  device = tmp_path / 'nvidia0'
+  device.touch()
+  monkeypatch.setattr(malloc_tunables, 'ACCELERATOR_DEVICES', (str(device),))
+  assert not malloc_tunables.accelerator_installed()  # a device file but no plugin
+  plugins.append(importlib.metadata.EntryPoint('xla_cuda12', 'jax_cuda12_plugin', 'jax_plugins'))
+  assert malloc_tunables.accelerator_installed()
+  device.unlink()
+  assert not malloc_tunables.accelerator_installed()  # a plugin but no device
 
 
 @pytest.mark.skipif(not (malloc_tunables.glibc_version() or (0,)) >= (2, 35),

@@ -101,6 +101,11 @@ class HRNet(nn.Module):
   multiscale_output: bool = True
   remat: bool = False  # recompute each residual block of the branches in the backward pass
 
+  @property
+  def output_stride(self) -> int:
+    """The input's size over its smallest map's: 4, halved for each further branch."""
+    return 4 * 2 ** (self.extra['stage4']['num_branches'] - 1)
+
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> List[jax.Array]:
     stages = [self.extra[f'stage{i}'] for i in range(1, 5)]

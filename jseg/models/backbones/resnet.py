@@ -1,5 +1,6 @@
 """MMSeg's ResNet (V1b: 7x7 stem) and ResNetV1c (deep stem): pytorch style, dilated D8 / D16
 with multi-grid."""
+import math
 from typing import Optional, Sequence
 
 import flax.linen as nn
@@ -121,6 +122,11 @@ class ResNet(nn.Module):
   deep_stem: bool = False
   zero_init_residual: bool = True  # MMSeg's default: each block's last BN scale starts at 0
   remat: bool = False  # recompute each residual block in the backward pass (train.remat)
+
+  @property
+  def output_stride(self) -> int:
+    """The input's size over its smallest map's: the stem's 4 x the stages' strides."""
+    return 4 * math.prod(self.strides)
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False):
