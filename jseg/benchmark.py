@@ -273,8 +273,9 @@ def train_benchmark(config, batch_size: Optional[int] = None, steps: int = 20,
   mesh = jmesh.make_mesh(spatial=config.mesh.spatial)
   checked = config.copy_and_resolve_references()  # the caller's config stays as it is
   checked.train.batch_size = batch_size
-  jmesh.check_mesh(checked, mesh, build_segmentor(config).backbone.output_stride)
-  variables = random_variables(build_segmentor(config), config, seed)
+  model = build_segmentor(config)
+  jmesh.check_mesh(checked, mesh, model.backbone.output_stride)
+  variables = random_variables(model, config, seed)
   local = batch_size // jax.process_count()
   rng = np.random.default_rng(seed + jax.process_index())
   h, w = config.data.crop_size
@@ -345,7 +346,8 @@ def run(config, variables=None, *, num_images: int = 200, original_size=None,
   result['inference'] = inf
   (ih, iw), (oh, ow) = inf['input_size'], inf['output_size']
   mesh = lambda r: '' if r['mesh']['spatial'] == 1 else (
-      f' on mesh {r["mesh"]["data"]} x {r["mesh"]["spatial"]} (data x spatial; per device:)')
+      f' on mesh {r["mesh"]["data"]} x {r["mesh"]["spatial"]} (data x spatial; FLOPs and '
+      'memory per device)')
   out(f'inference: batch 1{mesh(inf)}, input {ih}x{iw}, output {oh}x{ow}, {num_images} images '
       f'({inf["warmup"]} warm-up): {inf["fps"]:.2f} img / s, {inf["ms_per_img"]:.1f} ms / img '
       f'(median {inf["ms_per_img_median"]:.1f})')

@@ -31,7 +31,7 @@ def test_main_benchmark_prints_and_writes_json(tmp_path):
                            XLA_FLAGS='--xla_force_host_platform_device_count=2'))
   assert proc.returncode == 0, proc.stderr[-3000:]
   for text in ('img / s', 'ms / img', 'GFLOPs', 'memory: peak device',
-               'inference: batch 1 on mesh 1 x 2 (data x spatial; per device:)',
+               'inference: batch 1 on mesh 1 x 2 (data x spatial; FLOPs and memory per device)',
                'training: batch 2 on mesh 1 x 2'):
     assert text in proc.stdout, proc.stdout
   result = json.loads(out.read_text())
