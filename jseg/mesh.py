@@ -30,9 +30,9 @@ def check_mesh(config, mesh: Mesh, output_stride: int) -> None:
   """The train batch divides over ``data`` and the crop's rows split evenly over ``spatial``
   at every stride of the network (``output_stride``: :func:`uneven_rows`), else ValueError
   naming the sizes. Even blocks are what the spatial step is verified on: on 8 row blocks,
-  XLA's partitioner gets the kernel gradient of a stride-2 convolution wrong where a block
-  holds 1 row of its input (5, 7 or 8 rows; measured: 46% of the gradient off), so UperNet's
-  step on 64-row crops on mesh 1 x 8 was wrong."""
+  XLA's partitioner got the kernel gradient of a stride-2 convolution 41-74% wrong where its
+  input's blocks held at most 1 row (UPerNet's step on 64-row crops on mesh 1 x 8: 1.5e-3 off
+  in float64; docs/benchmark.md)."""
   data, spatial = mesh.shape['data'], mesh.shape['spatial']
   if config.train.batch_size % data:
     raise ValueError(f'train.batch_size={config.train.batch_size} is not divisible by the '
