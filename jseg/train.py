@@ -313,6 +313,9 @@ def train_and_evaluate(config, workdir: str, stop_at: Optional[int] = None,
                               state_sharding, loader_batch=True)
   start = int(state.step)
   log = report.Reporter(workdir, config, enabled=is_main, start=start)
+  processes = jax.process_count()
+  log.text(f'mesh {mesh.shape["data"]} x {mesh.shape["spatial"]} (data x spatial) over '
+           f'{mesh.size} devices in {processes} process{"es" if processes > 1 else ""}')
   if resumed:
     log.text(f'resumed from {workdir} at iteration {start}'
              + (f' (--init_from={init_from} applies to new runs only)' if init_from else ''))

@@ -227,11 +227,14 @@ def test_two_processes_of_two_devices_train_and_evaluate_as_one_of_four(data_dir
   """2 processes x 2 CPU devices (gloo), preempted (SIGTERM to the launcher, passed on to both:
   JAX's preemption service picks one step for both) and resumed, end bit-identical to an
   uninterrupted run of 1 process x 4, and their evaluations (2 processes: each its share of the
-  images, confusion matrices summed) print the same tables."""
+  images, confusion matrices summed) print the same tables. Both on the mesh 2 x 2 ('data' x
+  'spatial', mesh.spatial=2): each process's images, their rows split over its 2 devices (the
+  data-parallel mesh is mesh.spatial=1 of the same code; 2 processes x 4 devices with
+  mesh.spatial=4, run by hand, ended bit-identical too)."""
   env = fast_compile.env(JSEG_DATA=data_dir, PYTHONPATH=os.path.abspath(ROOT))
-  one, two = str(tmp_path / '1x4'), str(tmp_path / '2x2')
-  single = _launch(env, 1, 4, f'--workdir={one}')
-  proc = subprocess.Popen(_launch_command(2, 2, f'--workdir={two}'), cwd=ROOT, env=env,
+  one, two, spatial = str(tmp_path / '1x4'), str(tmp_path / '2x2'), '--config.mesh.spatial=2'
+  single = _launch(env, 1, 4, f'--workdir={one}', spatial)
+  proc = subprocess.Popen(_launch_command(2, 2, f'--workdir={two}', spatial), cwd=ROOT, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
   preempted = ''
   for line in proc.stdout:
@@ -241,8 +244,10 @@ def test_two_processes_of_two_devices_train_and_evaluate_as_one_of_four(data_dir
   assert proc.wait(timeout=600) == 0, preempted[-3000:]
   stopped = re.search(r'stopped by a preemption notice after iteration (\d+)', preempted)
   assert stopped and int(stopped.group(1)) < 16, preempted[-3000:]
-  resumed = _launch(env, 2, 2, f'--workdir={two}')
+  resumed = _launch(env, 2, 2, f'--workdir={two}', spatial)
   assert f'resumed from {two} at iteration {stopped.group(1)}' in resumed
+  assert 'mesh 2 x 2 (data x spatial) over 4 devices in 1 process\n' in single
+  assert 'mesh 2 x 2 (data x spatial) over 4 devices in 2 processes\n' in resumed
   jax.tree_util.tree_map(np.testing.assert_array_equal, _final(one, 16), _final(two, 16))
   assert _history(one) == _history(two)
   tables = _evaluations(single), _evaluations(preempted + resumed)
