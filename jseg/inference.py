@@ -76,8 +76,8 @@ def network_logits(model, test_cfg, mesh=None):
   if mesh is None:
     apply_fn = lambda v, x: model.apply(v, x)
   else:
-    stride = model.backbone.output_stride
-    apply_fn = lambda v, x: model.apply(v, spatial_constraint(x, mesh, stride))
+    output_stride = model.backbone.output_stride  # not `stride`: slide's, below, is another
+    apply_fn = lambda v, x: model.apply(v, spatial_constraint(x, mesh, output_stride))
   if test_cfg.mode == 'slide':
     crop, stride = tuple(test_cfg.crop_size), tuple(test_cfg.stride)
     return lambda v, x: slide_logits(apply_fn, v, x, crop, stride)

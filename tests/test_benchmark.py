@@ -18,14 +18,15 @@ SPEC = 'configs/fcn.py:r18w16-d8_64x64_2k_synthetic'
 
 
 def test_main_benchmark_prints_and_writes_json(tmp_path):
-  """On 2 host devices as one spatial mesh (mesh.spatial=2): the image's and the crops' rows
-  split over both."""
+  """On 2 host devices as one spatial mesh (mesh.spatial=2): the image's (in slide mode: its
+  one 64x64 window's) and the crops' rows split over both."""
   out = tmp_path / 'bench.json'
   proc = subprocess.run(
       [sys.executable, '-m', 'jseg.main', '--mode=benchmark', f'--config={SPEC}',
        '--benchmark_images=12', '--benchmark_size=80x80', '--benchmark_train',
        '--benchmark_train_batch=2', '--benchmark_train_steps=2', f'--benchmark_json={out}',
-       '--config.precision=bfloat16', '--config.train.remat=blocks', '--config.mesh.spatial=2'],
+       '--config.precision=bfloat16', '--config.train.remat=blocks', '--config.mesh.spatial=2',
+       '--config.test.mode=slide'],
       cwd=ROOT, capture_output=True, text=True,
       env=fast_compile.env(JSEG_DATA=str(tmp_path / 'no_data'),  # needs no data set
                            XLA_FLAGS='--xla_force_host_platform_device_count=2'))
